@@ -1,0 +1,28 @@
+/* Cycle sources: what runs a cleanup cycle, and the lock that orders cycles
+ * against pools joining the registry.  One source is chosen, once, when the first
+ * pool is created (GCPOOL_GC=auto|boehm|sim). */
+#ifndef GCPOOL_GLUE_H
+#define GCPOOL_GLUE_H
+
+#include <stdbool.h>
+
+enum gcp_source { GCP_SOURCE_NONE, GCP_SOURCE_BOEHM, GCP_SOURCE_SIM };
+
+/* The source in force, choosing it on first call. */
+enum gcp_source gcp_glue_source(void);
+/* "boehm" or "sim": the source in force, or the one auto would choose now. */
+const char *gcp_glue_name(void);
+
+/* Runs fn(arg) holding the registry lock: Boehm's allocation lock under Boehm
+ * (so the collector's callback sees a still list), a mutex otherwise.
+ * fn must not allocate. */
+void gcp_glue_locked(void (*fn)(void *), void *arg);
+
+/* gc_glue/boehm.c: installs the collection callback (chaining the previous one). */
+bool gcp_boehm_install(void);
+/* gc_glue/sim.c: the simulated collector's policy, checked on slow paths. */
+void gcp_sim_new_called(void);   /* a get called new_fn */
+void gcp_sim_poll(void);         /* a slow path: checks the interval policy */
+void gcp_sim_cycle_done(void);   /* a cycle ran, whatever its source: restart the policies */
+
+#endif

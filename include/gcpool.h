@@ -1,0 +1,81 @@
+/* gcpool — Go's sync.Pool for C, bound to the Boehm collector.
+ *
+ * A pool caches objects between uses so that a program allocating the same kind
+ * of object over and over (scratch buffers, request structs) reuses them instead
+ * of growing the heap and making the collector mark more.  Cached objects are
+ * dropped over two cleanup cycles: each cycle moves what a pool caches to its
+ * victim cache and drops what the previous cycle moved there.  Under Boehm
+ * (bdwgc) every collection runs one cycle; otherwise cycles come from
+ * gcpool_collect() and the simulated collector (GCPOOL_GC=sim).
+ *
+ * Thread safety: every function may be called from any thread at any time,
+ * except gcpool_destroy, whose caller guarantees no concurrent use of that pool.
+ */
+#ifndef GCPOOL_H
+#define GCPOOL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define GCPOOL_API __attribute__((visibility("default")))
+#else
+#define GCPOOL_API
+#endif
+
+#define GCPOOL_VERSION_MAJOR 0
+#define GCPOOL_VERSION_MINOR 1
+#define GCPOOL_VERSION_PATCH 0
+
+typedef struct gcpool gcpool_t; /* opaque */
+typedef void *(*gcpool_new_fn)(void *arg);
+typedef void (*gcpool_free_fn)(void *obj, void *arg);
+
+typedef struct gcpool_options {
+    gcpool_new_fn new_fn;   /* like Pool.New: called by gcpool_get when nothing is cached; may be NULL */
+    gcpool_free_fn free_fn; /* called exactly once for each object the pool drops (a cycle or destroy);
+                               NULL: objects belong to the collector, which reclaims them */
+    void *arg;              /* handed to new_fn and free_fn */
+    const char *name;       /* label in statistics; copied; may be NULL */
+} gcpool_options_t;
+
+/* opts NULL: all defaults.  Returns NULL with errno set on failure (ENOMEM). */
+GCPOOL_API gcpool_t *gcpool_create(const gcpool_options_t *opts);
+/* The caller guarantees no concurrent use of the pool; cached objects go to free_fn. */
+GCPOOL_API void gcpool_destroy(gcpool_t *pool);
+/* A cached object, else new_fn(arg), else NULL.  NULL pool: NULL with errno EINVAL. */
+GCPOOL_API void *gcpool_get(gcpool_t *pool);
+/* Caches obj.  obj NULL: ignored.  NULL pool: errno EINVAL, obj untouched. */
+GCPOOL_API void gcpool_put(gcpool_t *pool, void *obj);
+
+/* Runs one cleanup cycle now, exactly as a collection does. */
+GCPOOL_API void gcpool_collect(void);
+/* Cleanup cycles run so far, whatever their source. */
+GCPOOL_API uint64_t gcpool_cycles(void);
+
+typedef struct gcpool_stats {
+    uint64_t gets, puts, news; /* news: calls of new_fn */
+    uint64_t hit_private, hit_shared, hit_steal, hit_victim, miss; /* where each get found its object */
+    uint64_t dropped; /* objects dropped by cycles or destroy */
+} gcpool_stats_t;
+/* 0; -1 with errno EINVAL when pool or out is NULL.
+ * gets == hit_private + hit_shared + hit_steal + hit_victim + miss. */
+GCPOOL_API int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out);
+
+/* Flags for gcpool_stats_print. */
+#define GCPOOL_STATS_TEXT 0
+#define GCPOOL_STATS_JSON 1
+/* Prints every live pool's statistics (the at-exit report of GCPOOL_STATS) to out. */
+GCPOOL_API void gcpool_stats_print(FILE *out, int flags);
+
+/* "0.1.0" */
+GCPOOL_API const char *gcpool_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GCPOOL_H */

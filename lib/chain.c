@@ -1,0 +1,152 @@
+/* A chain of rings: Go's poolChain, with rings named by index so that they can
+ * be reused instead of freed (ring.h says why). */
+#include "ring.h"
+
+static inline uint64_t tail_word(uint32_t version, uint32_t index)
+{
+    return (uint64_t)version << 32 | index;
+}
+
+static inline uint32_t tail_index(uint64_t t) { return (uint32_t)t; }
+static inline uint32_t tail_version(uint64_t t) { return (uint32_t)(t >> 32); }
+
+static inline struct gcp_ring *ring_at(struct gcp_chain *c, uint32_t i)
+{
+    /* Acquire: pairs with the release that published the ring in the table. */
+    return atomic_load_explicit(&c->rings[i], memory_order_acquire);
+}
+
+void gcp_chain_init(struct gcp_chain *c)
+{
+    atomic_init(&c->tail, tail_word(0, GCP_RING_NONE));
+    c->head = GCP_RING_NONE;
+    atomic_init(&c->retired, 0);
+    for (int i = 0; i < GCP_CHAIN_RINGS; i++)
+        atomic_init(&c->rings[i], NULL);
+}
+
+void gcp_chain_destroy(struct gcp_chain *c)
+{
+    for (int i = 0; i < GCP_CHAIN_RINGS; i++) {
+        gcp_ring_free(atomic_load_explicit(&c->rings[i], memory_order_relaxed));
+        atomic_store_explicit(&c->rings[i], NULL, memory_order_relaxed);
+    }
+    gcp_chain_init(c);
+}
+
+/* Owner: makes ring i the new head. */
+static void link_head(struct gcp_chain *c, uint32_t i)
+{
+    struct gcp_ring *r = ring_at(c, i);
+    atomic_store_explicit(&r->next, GCP_RING_NONE, memory_order_relaxed);
+    atomic_store_explicit(&r->prev, c->head, memory_order_relaxed);
+    if (c->head == GCP_RING_NONE) {
+        /* The chain's first ring: thieves find it through the tail.  Release:
+         * they must see the ring's set-up fields. */
+        uint64_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+        atomic_store_explicit(&c->tail, tail_word(tail_version(t) + 1, i), memory_order_release);
+    } else {
+        /* Release: a thief that follows next to r sees r's next and prev as set
+         * here, not as they were in r's previous life. */
+        atomic_store_explicit(&ring_at(c, c->head)->next, i, memory_order_release);
+    }
+    c->head = i;
+}
+
+/* Owner: takes back the largest retired ring, or returns GCP_RING_NONE. */
+static uint32_t reuse_retired(struct gcp_chain *c)
+{
+    /* Acquire: the thief that retired a ring released its last reads of it. */
+    uint32_t bits = atomic_load_explicit(&c->retired, memory_order_acquire);
+    uint32_t best = GCP_RING_NONE;
+    for (uint32_t i = 0; bits; i++, bits >>= 1)
+        if ((bits & 1) && (best == GCP_RING_NONE || ring_at(c, i)->size > ring_at(c, best)->size))
+            best = i;
+    if (best != GCP_RING_NONE)
+        /* Only the owner clears bits, so the bit is still ours to clear. */
+        atomic_fetch_and_explicit(&c->retired, ~(1u << best), memory_order_relaxed);
+    return best;
+}
+
+bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_t ring_min,
+                         uint32_t ring_max)
+{
+    uint32_t size = ring_min;
+    if (c->head != GCP_RING_NONE) {
+        struct gcp_ring *r = ring_at(c, c->head);
+        if (gcp_ring_push_head(r, obj))
+            return true;
+        size = r->size * 2 > ring_max ? ring_max : r->size * 2;
+    }
+    /* A retired ring is empty but for slots a slow thief has claimed and not yet
+     * cleared; then the push fails and we look again. */
+    for (uint32_t i; (i = reuse_retired(c)) != GCP_RING_NONE;) {
+        link_head(c, i);
+        if (gcp_ring_push_head(ring_at(c, i), obj))
+            return true;
+    }
+    *want = size;
+    return false;
+}
+
+bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj)
+{
+    for (uint32_t i = 0; i < GCP_CHAIN_RINGS; i++) {
+        if (atomic_load_explicit(&c->rings[i], memory_order_relaxed) == NULL) {
+            /* Release: thieves that reach index i see an initialised ring. */
+            atomic_store_explicit(&c->rings[i], r, memory_order_release);
+            link_head(c, i);
+            return gcp_ring_push_head(r, obj); /* a fresh ring always has room */
+        }
+    }
+    return false;
+}
+
+void *gcp_chain_pop_head(struct gcp_chain *c)
+{
+    /* Walk from the newest ring to older ones.  A thief's unlinking may leave a
+     * stale prev link behind for a moment, so the walk is bounded: stopping
+     * early only misses objects that thieves and cycles still reach. */
+    uint32_t i = c->head;
+    for (int steps = 0; i != GCP_RING_NONE && steps < GCP_CHAIN_RINGS; steps++) {
+        struct gcp_ring *r = ring_at(c, i);
+        void *obj = gcp_ring_pop_head(r);
+        if (obj)
+            return obj;
+        i = atomic_load_explicit(&r->prev, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+void *gcp_chain_pop_tail(struct gcp_chain *c)
+{
+    for (;;) {
+        /* Acquire: pairs with link_head's release of the first ring. */
+        uint64_t t = atomic_load_explicit(&c->tail, memory_order_acquire);
+        uint32_t i = tail_index(t);
+        if (i == GCP_RING_NONE)
+            return NULL;
+        struct gcp_ring *r = ring_at(c, i);
+        /* Read next before popping, as Go does: if r is empty and had no
+         * successor when we looked, the chain was empty; reading next after the
+         * pop could see a ring pushed after it, and unlink r while it refills. */
+        uint32_t next = atomic_load_explicit(&r->next, memory_order_acquire);
+        void *obj = gcp_ring_pop_tail(r);
+        if (obj)
+            return obj;
+        if (next == GCP_RING_NONE)
+            return NULL;
+        /* r is drained and not the head: unlink it.  The version makes the CAS
+         * fail if r was unlinked, reused and came back to the tail meanwhile.
+         * Acquire on success orders our reads of the successor after the CAS. */
+        if (atomic_compare_exchange_strong_explicit(&c->tail, &t,
+                                                    tail_word(tail_version(t) + 1, next),
+                                                    memory_order_acquire, memory_order_relaxed)) {
+            /* Cut the owner's walk at the new tail (racing with a reuse of next
+             * is harmless: a wrong prev only ends a walk early). */
+            atomic_store_explicit(&ring_at(c, next)->prev, GCP_RING_NONE, memory_order_relaxed);
+            /* Release: our reads of r happen-before the owner reuses it. */
+            atomic_fetch_or_explicit(&c->retired, 1u << i, memory_order_release);
+        }
+    }
+}

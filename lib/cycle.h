@@ -1,0 +1,22 @@
+/* The cleanup cycle and the registry of pools it visits (cycle.c). */
+#ifndef GCPOOL_CYCLE_H
+#define GCPOOL_CYCLE_H
+
+#include <stdbool.h>
+#include "pool.h"
+
+/* Adds a pool that has just set up its arrays. */
+void gcp_cycle_register(struct gcpool *p);
+/* Removes a pool; waits for a cycle's drains in progress. */
+void gcp_cycle_unregister(struct gcpool *p);
+/* Runs one cycle from inside the collector (Boehm's callback, allocation lock
+ * held): no allocation, no free_fn. */
+void gcp_cycle_in_collector(void);
+/* Runs one cycle unless one is already running (the simulated policies). */
+void gcp_cycle_try(void);
+/* Hands to free_fn what cycles inside the collector had to leave behind. */
+void gcp_cycle_drain_pending(void);
+/* Calls fn for every registered pool, pools held still (no destroy meanwhile). */
+void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg);
+
+#endif

@@ -1,0 +1,63 @@
+/* A small futex lock guarding one local's owner operations (the lock pin).
+ * States: 0 free, 1 held, 2 held with sleepers (Drepper, "Futexes Are Tricky").
+ * Held only for a few dozen instructions that never allocate nor call user code,
+ * so a short spin before sleeping wins almost always. */
+#ifndef GCPOOL_LOCK_H
+#define GCPOOL_LOCK_H
+
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+typedef struct { _Atomic int state; } gcp_lock_t;
+
+static inline void gcp_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static inline void gcp_lock_wait(gcp_lock_t *l)
+{
+    syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+static inline void gcp_lock_slow(gcp_lock_t *l)
+{
+    for (int spin = 0; spin < 100; spin++) {
+        gcp_cpu_relax();
+        int expected = 0;
+        /* Acquire: the holder's writes under the lock happen-before ours. */
+        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+    }
+    /* Mark sleepers (2) so the holder's unlock wakes one; acquire as above. */
+    while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
+        gcp_lock_wait(l);
+}
+
+static inline void gcp_lock(gcp_lock_t *l)
+{
+    int expected = 0;
+    /* Acquire: pairs with the release in gcp_unlock. */
+    if (__builtin_expect(atomic_compare_exchange_strong_explicit(
+                             &l->state, &expected, 1, memory_order_acquire, memory_order_relaxed),
+                         1))
+        return;
+    gcp_lock_slow(l);
+}
+
+static inline void gcp_unlock(gcp_lock_t *l)
+{
+    /* Release: our writes under the lock happen-before the next holder's reads. */
+    if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)
+        syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+#endif

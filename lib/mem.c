@@ -1,0 +1,46 @@
+/* The pool's own memory; see mem.h. */
+#include "mem.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include <gc/gc.h>
+
+#include "glue.h"
+
+/* Test hook state.  Relaxed: tests set it from one thread before the scenario. */
+static _Atomic long fail_at, allocations;
+
+static bool should_fail(void)
+{
+    long n = atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed) + 1;
+    long at = atomic_load_explicit(&fail_at, memory_order_relaxed);
+    return at > 0 && n == at;
+}
+
+void *gcp_mem_alloc(size_t size)
+{
+    void *p = NULL;
+    if (!should_fail())
+        p = gcp_glue_source() == GCP_SOURCE_BOEHM ? GC_MALLOC_UNCOLLECTABLE(size) : calloc(1, size);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+void gcp_mem_free(void *p)
+{
+    if (!p)
+        return;
+    if (gcp_glue_source() == GCP_SOURCE_BOEHM)
+        GC_FREE(p);
+    else
+        free(p);
+}
+
+long gcp_mem_fail_at(long n)
+{
+    atomic_store_explicit(&fail_at, n, memory_order_relaxed);
+    return atomic_exchange_explicit(&allocations, 0, memory_order_relaxed);
+}

@@ -1,0 +1,348 @@
+/* The pool: Go's sync.Pool (Go >= 1.13) in C.  Shapes and roles in pool.h.
+ *
+ * Get:  own private -> own shared head -> steal other locals' tails (topology
+ *       order) -> victim private -> victim shared -> new_fn.
+ * Put:  own private -> own shared head (a new ring when the head is full).
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cycle.h"
+#include "env.h"
+#include "glue.h"
+#include "mem.h"
+#include "pin.h"
+#include "stats.h"
+#include "topology.h"
+
+enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE };
+
+static _Atomic unsigned pools_created;
+
+static size_t round_up(size_t n, size_t unit)
+{
+    return (n + unit - 1) / unit * unit;
+}
+
+size_t gcp_local_stride(void)
+{
+    return round_up(sizeof(struct gcp_local), gcp_topology()->local_align);
+}
+
+static struct gcp_locals *locals_new(void)
+{
+    const struct gcp_topology *t = gcp_topology();
+    struct gcp_locals *a = calloc(1, sizeof *a);
+    if (!a) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    a->n = t->nlocals;
+    a->stride = gcp_local_stride();
+    /* One unit more so the first local can start on a unit boundary: locals of
+     * neighbouring CPUs never share a line or an adjacent-line prefetch pair. */
+    a->mem = gcp_mem_alloc(a->n * a->stride + t->local_align);
+    if (!a->mem) {
+        free(a);
+        return NULL;
+    }
+    a->base = (char *)round_up((uintptr_t)a->mem, t->local_align);
+    for (unsigned i = 0; i < a->n; i++)
+        gcp_chain_init(&gcp_local_at(a, i)->shared);
+    return a;
+}
+
+static void locals_free(struct gcp_locals *a)
+{
+    if (!a)
+        return;
+    for (unsigned i = 0; i < a->n; i++)
+        gcp_chain_destroy(&gcp_local_at(a, i)->shared);
+    gcp_mem_free(a->mem);
+    free(a);
+}
+
+gcpool_t *gcpool_create(const gcpool_options_t *opts)
+{
+    gcpool_options_t defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    /* Choose the cycle source and load the topology now, not on a hot path. */
+    gcp_glue_source();
+    gcp_topology();
+    gcp_stats_at_exit();
+
+    struct gcpool *p = calloc(1, sizeof *p);
+    if (!p || (opts->name && !(p->name = strdup(opts->name)))) {
+        free(p);
+        errno = ENOMEM;
+        return NULL;
+    }
+    p->new_fn = opts->new_fn;
+    p->free_fn = opts->free_fn;
+    p->arg = opts->arg;
+    p->index = atomic_fetch_add_explicit(&pools_created, 1, memory_order_relaxed);
+    p->ring_min = (uint32_t)gcp_env_long(GCP_ENV_RING_MIN);
+    p->ring_max = (uint32_t)gcp_env_long(GCP_ENV_RING_MAX);
+    if (p->ring_max < p->ring_min)
+        p->ring_max = p->ring_min;
+    p->victim_on = gcp_env_long(GCP_ENV_VICTIM) != 0;
+    return p;
+}
+
+struct gcp_locals *gcp_pool_first_use(struct gcpool *p)
+{
+    gcp_lock(&p->init_lock);
+    struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
+    if (!cur) {
+        /* All three arrays now, so that a cycle never has to allocate. */
+        for (int k = 0; k < 3; k++) {
+            if (!(p->arrays[k] = locals_new())) {
+                for (int j = 0; j < k; j++)
+                    locals_free(p->arrays[j]);
+                memset(p->arrays, 0, sizeof p->arrays);
+                gcp_unlock(&p->init_lock);
+                errno = ENOMEM;
+                return NULL;
+            }
+        }
+        atomic_store_explicit(&p->drp, p->arrays[2], memory_order_relaxed);
+        atomic_store_explicit(&p->vic, p->victim_on ? p->arrays[1] : NULL, memory_order_relaxed);
+        /* Release: whoever loads cur sees the arrays set up. */
+        atomic_store_explicit(&p->cur, p->arrays[0], memory_order_release);
+        cur = p->arrays[0];
+        gcp_cycle_register(p);
+    }
+    gcp_unlock(&p->init_lock);
+    return cur;
+}
+
+/* The array gets and puts use now, set up on first use; NULL when that failed. */
+static inline struct gcp_locals *current_array(struct gcpool *p)
+{
+    /* Acquire: pairs with the release stores of first use and of a cycle. */
+    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    return __builtin_expect(a != NULL, 1) ? a : gcp_pool_first_use(p);
+}
+
+/* One object leaves the pool for good. */
+static void drop(struct gcpool *p, void *obj)
+{
+    if (p->free_fn)
+        p->free_fn(obj, p->arg);
+    atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+}
+
+uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        struct gcp_local *l = gcp_pin(a, i);
+        void *obj = l->private_;
+        l->private_ = NULL;
+        gcp_unpin(l);
+        /* free_fn runs outside the pin: it may use pools itself. */
+        if (obj) {
+            drop(p, obj);
+            n++;
+        }
+        while ((obj = gcp_chain_pop_tail(&l->shared))) {
+            drop(p, obj);
+            n++;
+        }
+    }
+    return n;
+}
+
+uint64_t gcp_pool_count(const struct gcp_locals *a)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        struct gcp_local *l = gcp_local_at(a, i);
+        /* A racy read of private, for statistics only. */
+        n += __atomic_load_n(&l->private_, __ATOMIC_RELAXED) != NULL;
+        for (int k = 0; k < GCP_CHAIN_RINGS; k++) {
+            struct gcp_ring *r = atomic_load_explicit(&l->shared.rings[k], memory_order_acquire);
+            if (r)
+                n += gcp_ring_len(r);
+        }
+    }
+    return n;
+}
+
+/* Pops the tail of every other local of a, nearest first. */
+static void *steal(struct gcp_locals *a, unsigned self)
+{
+    const struct gcp_topology *t = gcp_topology();
+    const unsigned *order = gcp_topology_steal_order(t, self);
+    for (unsigned k = 0; k + 1 < a->n; k++) {
+        void *obj = gcp_chain_pop_tail(&gcp_local_at(a, order[k])->shared);
+        if (obj)
+            return obj;
+    }
+    return NULL;
+}
+
+static void *from_victim(struct gcpool *p, unsigned self)
+{
+    /* Acquire: pairs with the cycle's release of the roles. */
+    struct gcp_locals *v = atomic_load_explicit(&p->vic, memory_order_acquire);
+    if (!v || atomic_load_explicit(&p->victim_empty, memory_order_relaxed) == v)
+        return NULL;
+    struct gcp_local *l = gcp_pin(v, self);
+    void *obj = l->private_;
+    l->private_ = NULL;
+    gcp_unpin(l);
+    if (obj)
+        return obj;
+    if ((obj = gcp_chain_pop_tail(&l->shared)) || (obj = steal(v, self)))
+        return obj;
+    /* Later gets skip this victim until the next cycle replaces it.  Relaxed:
+     * a stale view only costs a wasted or a skipped search. */
+    atomic_store_explicit(&p->victim_empty, v, memory_order_relaxed);
+    return NULL;
+}
+
+/* Counts a get that did not find its object in its own local. */
+static void count_slow_get(struct gcp_locals *a, enum source src, bool call_new)
+{
+    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+    gcp_count(&l->counters.gets, 1);
+    gcp_count(src == FROM_STEAL    ? &l->counters.hit_steal
+              : src == FROM_VICTIM ? &l->counters.hit_victim
+                                   : &l->counters.miss,
+              1);
+    if (call_new)
+        gcp_count(&l->counters.news, 1);
+    gcp_unpin(l);
+}
+
+static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
+{
+    enum source src = FROM_STEAL;
+    void *obj = steal(a, self);
+    if (!obj) {
+        obj = from_victim(p, self);
+        src = obj ? FROM_VICTIM : FROM_NOWHERE;
+    }
+    count_slow_get(a, src, !obj && p->new_fn);
+    if (obj)
+        return obj;
+    /* A miss is a slow path: the simulated collector and deferred drops run here. */
+    gcp_cycle_drain_pending();
+    gcp_sim_poll();
+    if (!p->new_fn)
+        return NULL;
+    gcp_sim_new_called();
+    return p->new_fn(p->arg);
+}
+
+void *gcpool_get(gcpool_t *p)
+{
+    if (!p) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct gcp_locals *a = current_array(p);
+    if (!a) /* no memory for locals: behave as an empty pool */
+        return p->new_fn ? p->new_fn(p->arg) : NULL;
+    unsigned self = gcp_current_local(gcp_topology());
+    struct gcp_local *l = gcp_pin(a, self);
+    void *obj = l->private_;
+    if (obj) {
+        l->private_ = NULL;
+        gcp_count(&l->counters.gets, 1);
+        gcp_count(&l->counters.hit_private, 1);
+        gcp_unpin(l);
+        return obj;
+    }
+    if ((obj = gcp_chain_pop_head(&l->shared))) {
+        gcp_count(&l->counters.gets, 1);
+        gcp_count(&l->counters.hit_shared, 1);
+        gcp_unpin(l);
+        return obj;
+    }
+    gcp_unpin(l);
+    return get_slow(p, a, self);
+}
+
+/* The head ring was full: grow the chain with a ring allocated outside any
+ * lock (under Boehm the collector's callback may wait for our pin, and an
+ * allocation may wait for the collector), then push again. */
+static void put_slow(struct gcpool *p, void *obj, uint32_t want)
+{
+    gcp_sim_poll();
+    struct gcp_ring *r = want ? gcp_ring_new(want) : NULL;
+    struct gcp_locals *a = current_array(p);
+    if (a) {
+        struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+        uint32_t again;
+        bool done = gcp_chain_push_head(&l->shared, obj, &again, p->ring_min, p->ring_max);
+        if (!done && r && gcp_chain_push_ring(&l->shared, r, obj)) {
+            done = true;
+            r = NULL; /* the chain owns it now */
+        }
+        gcp_unpin(l);
+        if (done) {
+            gcp_ring_free(r);
+            return;
+        }
+    }
+    /* No room and no memory: the pool may drop anything, but never loses it. */
+    gcp_ring_free(r);
+    drop(p, obj);
+}
+
+void gcpool_put(gcpool_t *p, void *obj)
+{
+    if (!p) {
+        errno = EINVAL;
+        return;
+    }
+    if (!obj)
+        return;
+    struct gcp_locals *a = current_array(p);
+    if (!a) {
+        drop(p, obj);
+        return;
+    }
+    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+    gcp_count(&l->counters.puts, 1);
+    if (!l->private_) {
+        l->private_ = obj;
+        gcp_unpin(l);
+        return;
+    }
+    uint32_t want;
+    bool done = gcp_chain_push_head(&l->shared, obj, &want, p->ring_min, p->ring_max);
+    gcp_unpin(l);
+    if (!done)
+        put_slow(p, obj, want);
+}
+
+const char *gcpool_version(void)
+{
+    return PACKAGE_VERSION;
+}
+
+void gcpool_destroy(gcpool_t *p)
+{
+    if (!p) {
+        errno = EINVAL;
+        return;
+    }
+    /* Out of the registry first, so no cycle can reach the pool any more. */
+    if (atomic_load_explicit(&p->registered, memory_order_acquire))
+        gcp_cycle_unregister(p);
+    for (int k = 0; k < 3; k++) {
+        if (p->arrays[k]) {
+            gcp_pool_drain(p, p->arrays[k]);
+            locals_free(p->arrays[k]);
+        }
+    }
+    free(p->name);
+    free(p);
+}

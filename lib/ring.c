@@ -1,0 +1,94 @@
+/* One ring: Go's poolDequeue.  See ring.h for the shape. */
+#include "ring.h"
+
+#include "mem.h"
+
+static inline uint64_t pack(uint32_t head, uint32_t tail)
+{
+    return (uint64_t)head << 32 | tail;
+}
+
+static inline uint32_t head_of(uint64_t ht) { return (uint32_t)(ht >> 32); }
+static inline uint32_t tail_of(uint64_t ht) { return (uint32_t)ht; }
+
+bool gcp_ring_push_head(struct gcp_ring *r, void *obj)
+{
+    /* Relaxed: only the owner moves the head, and a stale tail only makes the
+     * ring look fuller than it is; the slot check below is what protects. */
+    uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);
+    uint32_t head = head_of(ht), tail = tail_of(ht);
+    if ((uint32_t)(tail + r->size) == head)
+        return false;
+    void *_Atomic *slot = &r->slots[head & (r->size - 1)];
+    /* Acquire: a tail popper that claimed this slot releases it by storing NULL
+     * after reading its object; until then the slot is not ours to overwrite. */
+    if (atomic_load_explicit(slot, memory_order_acquire) != NULL)
+        return false;
+    atomic_store_explicit(slot, obj, memory_order_relaxed);
+    /* Release: publishes the slot's content to whoever claims it by a CAS on
+     * head_tail (pop_tail's acquire). */
+    atomic_fetch_add_explicit(&r->head_tail, (uint64_t)1 << 32, memory_order_release);
+    return true;
+}
+
+void *gcp_ring_pop_head(struct gcp_ring *r)
+{
+    uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);
+    for (;;) {
+        uint32_t head = head_of(ht), tail = tail_of(ht);
+        if (head == tail)
+            return NULL;
+        /* The CAS decides between us and a tail popper for the last object;
+         * relaxed suffices, the slot was written by this thread. */
+        if (atomic_compare_exchange_weak_explicit(&r->head_tail, &ht, pack(head - 1, tail),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            void *_Atomic *slot = &r->slots[(head - 1) & (r->size - 1)];
+            void *obj = atomic_load_explicit(slot, memory_order_relaxed);
+            /* Cleared so the pool keeps no pointer it no longer hands out. */
+            atomic_store_explicit(slot, NULL, memory_order_relaxed);
+            return obj;
+        }
+    }
+}
+
+void *gcp_ring_pop_tail(struct gcp_ring *r)
+{
+    uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);
+    for (;;) {
+        uint32_t head = head_of(ht), tail = tail_of(ht);
+        if (head == tail)
+            return NULL;
+        /* Acquire: pairs with push_head's release, so the slot's object is
+         * visible once the CAS has made the slot ours. */
+        if (atomic_compare_exchange_weak_explicit(&r->head_tail, &ht, pack(head, tail + 1),
+                                                  memory_order_acquire, memory_order_relaxed)) {
+            void *_Atomic *slot = &r->slots[tail & (r->size - 1)];
+            void *obj = atomic_load_explicit(slot, memory_order_relaxed);
+            /* Release: our read above happens-before the owner refills the slot. */
+            atomic_store_explicit(slot, NULL, memory_order_release);
+            return obj;
+        }
+    }
+}
+
+uint32_t gcp_ring_len(const struct gcp_ring *r)
+{
+    uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);
+    return head_of(ht) - tail_of(ht);
+}
+
+struct gcp_ring *gcp_ring_new(uint32_t size)
+{
+    struct gcp_ring *r = gcp_mem_alloc(sizeof *r + (size_t)size * sizeof(void *));
+    if (!r)
+        return NULL;
+    r->size = size;
+    atomic_init(&r->next, GCP_RING_NONE);
+    atomic_init(&r->prev, GCP_RING_NONE);
+    return r;
+}
+
+void gcp_ring_free(struct gcp_ring *r)
+{
+    gcp_mem_free(r);
+}

@@ -1,0 +1,79 @@
+/* The shared part of a local: Go's poolDequeue (ring) and poolChain (chain).
+ *
+ * A ring is a fixed-size single-producer, multi-consumer queue: its owner pushes
+ * and pops at the head, any thread pops at the tail.  head and tail live in one
+ * 64-bit word so that one CAS claims a slot against every other popper.
+ *
+ * A chain links rings from tail (oldest, smallest) to head (newest, twice as
+ * large, up to a limit).  When the head ring is full the owner links a new one;
+ * thieves unlink a tail ring they find drained.
+ *
+ * Unlike Go we have no collector to free an unlinked ring while a slow thief may
+ * still read it, so rings are never freed before the chain is destroyed: they
+ * sit in a fixed table, are named by their index, and an unlinked ring is
+ * retired for the owner to reuse.  The chain's tail is (version, index) in one
+ * word, so a thief that read a ring's successor, slept, and woke after that
+ * ring was reused and came round to the tail again fails its CAS instead of
+ * linking a retired ring back in (ABA).  A ring's head and tail keep counting
+ * across reuse, so a thief's CAS on a reused ring only succeeds for a pop that
+ * is correct now.
+ */
+#ifndef GCPOOL_RING_H
+#define GCPOOL_RING_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GCP_RING_NONE UINT32_MAX
+#define GCP_CHAIN_RINGS 32 /* rings a chain may hold: 8, 16, … up to the limit, then more of the limit */
+
+struct gcp_ring {
+    _Atomic uint64_t head_tail;    /* head << 32 | tail; both count up forever, modulo 2^32 */
+    uint32_t size;                 /* power of two */
+    _Atomic uint32_t next;         /* toward the head (newer), or GCP_RING_NONE */
+    _Atomic uint32_t prev;         /* toward the tail (older), or GCP_RING_NONE; owner's walk only */
+    void *_Atomic slots[];         /* NULL: free for the owner to fill */
+};
+
+/* Owner only: returns false when the ring is full. */
+bool gcp_ring_push_head(struct gcp_ring *r, void *obj);
+/* Owner only: the newest object, or NULL. */
+void *gcp_ring_pop_head(struct gcp_ring *r);
+/* Any thread: the oldest object, or NULL. */
+void *gcp_ring_pop_tail(struct gcp_ring *r);
+/* Objects in the ring now (a racy snapshot). */
+uint32_t gcp_ring_len(const struct gcp_ring *r);
+
+struct gcp_chain {
+    _Atomic uint64_t tail;                       /* version << 32 | ring index; GCP_RING_NONE when empty */
+    uint32_t head;                               /* owner only: ring index, or GCP_RING_NONE */
+    _Atomic uint32_t retired;                    /* bit i: ring i was unlinked and may be reused */
+    struct gcp_ring *_Atomic rings[GCP_CHAIN_RINGS]; /* set once, freed with the chain */
+};
+
+/* Ring allocation, supplied by the caller so that the pool can allocate outside
+ * its locks and from collector-visible memory. */
+struct gcp_ring *gcp_ring_new(uint32_t size);  /* NULL on failure */
+void gcp_ring_free(struct gcp_ring *r);
+
+void gcp_chain_init(struct gcp_chain *c);
+/* Frees every ring; the caller guarantees no concurrent use and an empty chain. */
+void gcp_chain_destroy(struct gcp_chain *c);
+
+/* Owner: pushes obj.  Returns true, or false when every linked ring is full
+ * and no retired ring fits: then the size of the ring the owner should allocate
+ * (outside any lock) and offer with gcp_chain_push_ring is in *want. */
+bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_t ring_min,
+                         uint32_t ring_max);
+/* Owner: links r as the new head and pushes obj into it.  Returns true when r
+ * was used; false when the chain cannot take another ring (r is left to the
+ * caller, obj was not pushed). */
+bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj);
+/* Owner: the newest object, or NULL. */
+void *gcp_chain_pop_head(struct gcp_chain *c);
+/* Any thread: the oldest object, or NULL; unlinks drained tail rings. */
+void *gcp_chain_pop_tail(struct gcp_chain *c);
+
+#endif

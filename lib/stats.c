@@ -1,0 +1,156 @@
+/* Statistics.  Counters live in each local and are written only under its pin
+ * (pool.h), so a get or put pays a plain increment; a read sums them all.
+ * Reports (the at-exit one of GCPOOL_STATS, and gcpool_stats_print) are printed
+ * by one function, as mimalloc's and jemalloc's are. */
+#include "stats.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cycle.h"
+#include "env.h"
+
+static uint64_t get(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < 3; k++) {
+        const struct gcp_locals *a = p->arrays[k];
+        for (unsigned i = 0; a && i < a->n; i++) {
+            const struct gcp_counters *c = &gcp_local_at(a, i)->counters;
+            out->gets += get(&c->gets);
+            out->puts += get(&c->puts);
+            out->news += get(&c->news);
+            out->hit_private += get(&c->hit_private);
+            out->hit_shared += get(&c->hit_shared);
+            out->hit_steal += get(&c->hit_steal);
+            out->hit_victim += get(&c->hit_victim);
+            out->miss += get(&c->miss);
+        }
+    }
+    out->dropped = get(&p->dropped);
+}
+
+int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out)
+{
+    if (!pool || !out) {
+        errno = EINVAL;
+        return -1;
+    }
+    gcp_stats_sum(pool, out);
+    return 0;
+}
+
+/* ---- reports --------------------------------------------------------------- */
+
+struct report {
+    FILE *out;
+    bool json;
+    bool first;
+};
+
+static double rate(uint64_t part, uint64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(out, "\\u%04x", ch);
+        else
+            fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+static void report_pool(struct gcpool *p, void *arg)
+{
+    struct report *r = arg;
+    gcpool_stats_t s;
+    gcp_stats_sum(p, &s);
+    char index_name[32];
+    snprintf(index_name, sizeof index_name, "pool#%u", p->index);
+    const char *name = p->name ? p->name : index_name;
+    uint64_t moved = get(&p->moved_to_victim);
+    if (r->json) {
+        fprintf(r->out, "%s\n    {\"name\": ", r->first ? "" : ",");
+        json_string(r->out, name);
+        fprintf(r->out,
+                ", \"gets\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"news\": %" PRIu64
+                ", \"hit_private\": %" PRIu64 ", \"hit_shared\": %" PRIu64
+                ", \"hit_steal\": %" PRIu64 ", \"hit_victim\": %" PRIu64 ", \"miss\": %" PRIu64
+                ", \"dropped\": %" PRIu64 ", \"moved_to_victim\": %" PRIu64
+                ", \"last_cycle_moved\": %" PRIu64 ", \"last_cycle_dropped\": %" PRIu64 "}",
+                s.gets, s.puts, s.news, s.hit_private, s.hit_shared, s.hit_steal, s.hit_victim,
+                s.miss, s.dropped, moved, get(&p->last_moved), get(&p->last_dropped));
+    } else {
+        fprintf(r->out,
+                "%-20.20s %12" PRIu64 " %12" PRIu64 " %6.1f%% %6.1f%% %6.1f%% %6.1f%% %6.1f%% %10" PRIu64
+                " %10" PRIu64 " %10" PRIu64 " %6.1f%%\n",
+                name, s.gets, s.puts, rate(s.hit_private, s.gets), rate(s.hit_shared, s.gets),
+                rate(s.hit_steal, s.gets), rate(s.hit_victim, s.gets), rate(s.miss, s.gets), s.news,
+                s.dropped, moved, rate(s.hit_victim, moved));
+    }
+    r->first = false;
+}
+
+void gcpool_stats_print(FILE *out, int flags)
+{
+    if (!out) {
+        errno = EINVAL;
+        return;
+    }
+    struct report r = {out, flags & GCPOOL_STATS_JSON, true};
+    if (r.json) {
+        fprintf(out, "{\"version\": \"%s\", \"cycles\": %" PRIu64 ", \"pools\": [", gcpool_version(),
+                gcpool_cycles());
+        gcp_cycle_each_pool(report_pool, &r);
+        fprintf(out, "%s]}\n", r.first ? "" : "\n  ");
+    } else {
+        fprintf(out, "gcpool %s: %" PRIu64 " cycles\n", gcpool_version(), gcpool_cycles());
+        fprintf(out, "%-20s %12s %12s %7s %7s %7s %7s %7s %10s %10s %10s %7s\n", "pool", "gets", "puts",
+                "private", "shared", "steal", "victim", "miss", "news", "dropped", "to-victim",
+                "v-hit");
+        gcp_cycle_each_pool(report_pool, &r);
+    }
+    fflush(out);
+}
+
+static void print_at_exit(void)
+{
+    long mode = gcp_env_long(GCP_ENV_STATS);
+    const char *path = gcp_env_str(GCP_ENV_STATS_FILE);
+    FILE *out = path && *path ? fopen(path, "w") : stderr;
+    if (!out) {
+        fprintf(stderr, "gcpool: cannot open GCPOOL_STATS_FILE=%s; report on stderr\n", path);
+        out = stderr;
+    }
+    gcpool_stats_print(out, mode == GCP_STATS_JSON_ ? GCPOOL_STATS_JSON : GCPOOL_STATS_TEXT);
+    if (out != stderr)
+        fclose(out);
+}
+
+static void register_at_exit(void)
+{
+    if (gcp_env_long(GCP_ENV_STATS) != GCP_STATS_OFF)
+        atexit(print_at_exit);
+}
+
+void gcp_stats_at_exit(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_at_exit);
+}

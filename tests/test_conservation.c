@@ -1,0 +1,152 @@
+/* Conservation: many more threads than cores get and put objects made by new_fn
+ * while another thread runs cycles all along.  Every object is handed to one
+ * user at a time, never reaches free_fn while someone holds it, and after
+ * gcpool_destroy every object made has reached free_fn exactly once.
+ * Run under the simulated source (malloc'd objects) and under Boehm (real
+ * collections as the cycles), with 4x and 16x more threads than cores. */
+#include <stdatomic.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+struct object {
+    _Atomic int users; /* 1 while handed out */
+    _Atomic int freed; /* free_fn calls */
+    long id;
+};
+
+struct world {
+    gcpool_t *pool;
+    struct object **made; /* every object new_fn returned, to check at the end */
+    _Atomic long nmade;
+    long capacity;
+    long iterations;
+    _Atomic int stop_cycles;
+    bool boehm;
+};
+
+static void *make(void *arg)
+{
+    struct world *w = arg;
+    long id = atomic_fetch_add(&w->nmade, 1);
+    ck_assert_msg(id < w->capacity, "new_fn called more than the test allows");
+    /* Under Boehm: uncollectable, so only free_fn's bookkeeping decides its fate
+     * and the test can read it after the pool let go. */
+    struct object *o = w->boehm ? GC_MALLOC_UNCOLLECTABLE(sizeof *o) : calloc(1, sizeof *o);
+    ck_assert_ptr_nonnull(o);
+    o->id = id;
+    w->made[id] = o;
+    return o;
+}
+
+static void release(void *obj, void *arg)
+{
+    (void)arg;
+    struct object *o = obj;
+    ck_assert_msg(atomic_load(&o->users) == 0, "object %ld dropped while in use", o->id);
+    ck_assert_msg(atomic_fetch_add(&o->freed, 1) == 0, "object %ld freed twice", o->id);
+}
+
+static void *worker(void *arg)
+{
+    struct world *w = arg;
+    struct object *held[4];
+    for (long i = 0; i < w->iterations; i++) {
+        int n = 1 + (int)(i % 4); /* hold up to four at once: private, shared, steals */
+        for (int k = 0; k < n; k++) {
+            struct object *o = gcpool_get(w->pool);
+            ck_assert_ptr_nonnull(o);
+            ck_assert_msg(atomic_fetch_add(&o->users, 1) == 0, "object %ld handed to two users",
+                          o->id);
+            ck_assert_msg(atomic_load(&o->freed) == 0, "object %ld handed out after free_fn",
+                          o->id);
+            held[k] = o;
+        }
+        if (i % 64 == 0)
+            sched_yield(); /* invite preemption mid-stream */
+        for (int k = 0; k < n; k++) {
+            atomic_store(&held[k]->users, 0);
+            gcpool_put(w->pool, held[k]);
+        }
+    }
+    return NULL;
+}
+
+static void *cycler(void *arg)
+{
+    struct world *w = arg;
+    while (!atomic_load(&w->stop_cycles)) {
+        test_cycle();
+        usleep(200);
+    }
+    return NULL;
+}
+
+static void conserve(int boehm, int threads_per_core)
+{
+    if (!test_use_source(boehm))
+        return;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nthreads = (int)(cores * threads_per_core);
+    struct world w = {.iterations = 20000 / threads_per_core, .boehm = boehm};
+    w.capacity = (long)nthreads * w.iterations * 4 + 16;
+    w.made = calloc((size_t)w.capacity, sizeof *w.made);
+    gcpool_options_t o = {.new_fn = make, .free_fn = release, .arg = &w, .name = "conserve"};
+    w.pool = gcpool_create(&o);
+    ck_assert_ptr_nonnull(w.pool);
+
+    pthread_t cyc, *t = calloc((size_t)nthreads, sizeof *t);
+    ck_assert_int_eq(test_thread_start(&cyc, cycler, &w), 0);
+    for (int i = 0; i < nthreads; i++)
+        ck_assert_int_eq(test_thread_start(&t[i], worker, &w), 0);
+    for (int i = 0; i < nthreads; i++)
+        test_thread_join(t[i]);
+    atomic_store(&w.stop_cycles, 1);
+    test_thread_join(cyc);
+
+    uint64_t cycles = gcpool_cycles();
+    gcpool_stats_t s;
+    gcpool_read_stats(w.pool, &s);
+    gcpool_destroy(w.pool);
+
+    long made = atomic_load(&w.nmade);
+    long freed = 0;
+    for (long i = 0; i < made; i++) {
+        int f = atomic_load(&w.made[i]->freed);
+        ck_assert_msg(f == 1, "object %ld reached free_fn %d times", i, f);
+        freed++;
+        if (boehm)
+            GC_FREE(w.made[i]);
+        else
+            free(w.made[i]);
+    }
+    ck_assert_int_eq(freed, made);
+    ck_assert_uint_eq((uint64_t)made, s.news);
+    ck_assert_uint_eq(s.gets, s.hit_private + s.hit_shared + s.hit_steal + s.hit_victim + s.miss);
+    ck_assert_uint_gt(cycles, 0);
+    printf("conservation %s x%d: %d threads, %ld objects made, %" PRIu64 " cycles, %" PRIu64
+           " victim hits, %" PRIu64 " steals\n",
+           boehm ? "boehm" : "sim", threads_per_core, nthreads, made, cycles, s.hit_victim,
+           s.hit_steal);
+    free(t);
+    free(w.made);
+}
+
+START_TEST(test_conservation_4x) { conserve(_i, 4); }
+END_TEST
+
+START_TEST(test_conservation_16x) { conserve(_i, 16); }
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("conservation");
+    TCase *tc = tcase_create("conservation");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_conservation_4x, 0, 2);
+    tcase_add_loop_test(tc, test_conservation_16x, 0, 2);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}

@@ -1,0 +1,289 @@
+/* Ports of Go's pool tests (TestPool, TestPoolNew, TestPoolGC, TestPoolRelease,
+ * TestPoolStress), each run under the simulated source (loop index 0) and under
+ * Boehm (loop index 1), plus what binding to Boehm promises: one cycle per
+ * collection, cached objects kept alive, the program's own callback still called. */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char a[] = "a", b[] = "b", c[] = "c";
+
+START_TEST(test_pool)
+{
+    if (!test_use_source(_i))
+        return;
+    gcpool_t *p = gcpool_create(NULL);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_null(gcpool_get(p)); /* empty, no new_fn */
+    test_pin_to_one_cpu(); /* put and get through one local */
+    gcpool_put(p, a);
+    gcpool_put(p, b);
+    ck_assert_ptr_eq(gcpool_get(p), a); /* private first */
+    ck_assert_ptr_eq(gcpool_get(p), b); /* then the shared head */
+    ck_assert_ptr_null(gcpool_get(p));
+    /* Enough objects to spill into the shared chain. */
+    for (int i = 0; i < 100; i++)
+        gcpool_put(p, c);
+    /* After one cycle the victim cache keeps them... */
+    test_cycle();
+    ck_assert_ptr_eq(gcpool_get(p), c);
+    /* ...a second cycle drops them. */
+    test_cycle();
+    ck_assert_ptr_null(gcpool_get(p));
+    gcpool_stats_t s;
+    ck_assert_int_eq(gcpool_read_stats(p, &s), 0);
+    ck_assert_uint_eq(s.hit_private, 1);
+    ck_assert_uint_eq(s.hit_shared, 1);
+    ck_assert_uint_eq(s.hit_victim, 1);
+    ck_assert_uint_eq(s.dropped, 99);
+    ck_assert_uint_eq(s.gets, s.hit_private + s.hit_shared + s.hit_steal + s.hit_victim + s.miss);
+    gcpool_destroy(p);
+}
+END_TEST
+
+static void *count_new(void *arg)
+{
+    return (void *)(uintptr_t)++*(int *)arg;
+}
+
+START_TEST(test_pool_new)
+{
+    if (!test_use_source(_i))
+        return;
+    int made = 0;
+    gcpool_options_t o = {.new_fn = count_new, .arg = &made};
+    gcpool_t *p = gcpool_create(&o);
+    ck_assert_ptr_eq(gcpool_get(p), (void *)1);
+    ck_assert_ptr_eq(gcpool_get(p), (void *)2);
+    test_pin_to_one_cpu();
+    gcpool_put(p, (void *)42);
+    ck_assert_ptr_eq(gcpool_get(p), (void *)42);
+    ck_assert_ptr_eq(gcpool_get(p), (void *)3);
+    gcpool_stats_t s;
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.news, 3);
+    ck_assert_uint_eq(s.miss, 3);
+    gcpool_destroy(p);
+}
+END_TEST
+
+/* ---- Boehm: objects reclaimed once dropped, kept while cached ---------------- */
+
+static _Atomic int finalized;
+
+static void on_finalize(void *obj, void *unused)
+{
+    (void)obj, (void)unused;
+    atomic_fetch_add(&finalized, 1);
+}
+
+#define N_FIN 100
+
+/* Puts N_FIN finalizable objects, from a separate frame so that no pointer to
+ * them stays in this test's own stack slots. */
+static __attribute__((noinline)) void put_finalizable(gcpool_t *p)
+{
+    for (int i = 0; i < N_FIN; i++) {
+        void *v = GC_MALLOC(64);
+        GC_REGISTER_FINALIZER(v, on_finalize, NULL, NULL, NULL);
+        gcpool_put(p, v);
+    }
+}
+
+static __attribute__((noinline)) void get_all(gcpool_t *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_ptr_nonnull(gcpool_get(p));
+}
+
+/* Clears a stretch of stack below us, where stale object pointers may linger. */
+static __attribute__((noinline)) void scrub_stack(void)
+{
+    volatile char junk[16384];
+    memset((char *)junk, 0, sizeof junk);
+}
+
+static void test_release(bool drain)
+{
+    if (!test_use_source(1))
+        return;
+    gcpool_t *p = gcpool_create(NULL);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        atomic_store(&finalized, 0);
+        put_finalizable(p);
+        if (drain)
+            get_all(p, N_FIN);
+        scrub_stack();
+        int seen = 0;
+        for (int i = 0; i < 5 && seen < N_FIN - 1; i++) {
+            GC_gcollect();
+            GC_invoke_finalizers();
+            usleep(10000 * (unsigned)(i + 1));
+            seen = atomic_load(&finalized);
+        }
+        /* As Go allows, one pointer may survive on the stack or in a register. */
+        ck_assert_msg(seen >= N_FIN - 1, "only %d of %d objects reclaimed on attempt %d", seen,
+                      N_FIN, attempt);
+    }
+    gcpool_destroy(p);
+}
+
+/* TestPoolGC: the pool keeps no pointer to what it handed out. */
+START_TEST(test_pool_gc) { test_release(true); }
+END_TEST
+
+/* TestPoolRelease: objects left in the pool are reclaimed after two cycles. */
+START_TEST(test_pool_release) { test_release(false); }
+END_TEST
+
+START_TEST(test_boehm_keeps_cached)
+{
+    if (!test_use_source(1))
+        return;
+    gcpool_t *p = gcpool_create(NULL);
+    atomic_store(&finalized, 0);
+    put_finalizable(p);
+    scrub_stack();
+    /* One collection: the objects are in the victim cache, still the pool's. */
+    GC_gcollect();
+    GC_invoke_finalizers();
+    ck_assert_int_eq(atomic_load(&finalized), 0);
+    get_all(p, N_FIN);
+    gcpool_destroy(p);
+}
+END_TEST
+
+static _Atomic int previous_calls;
+
+static void previous_callback(GC_EventType e)
+{
+    if (e == GC_EVENT_START)
+        atomic_fetch_add(&previous_calls, 1);
+}
+
+START_TEST(test_boehm_one_cycle_per_collection)
+{
+    if (!TEST_BOEHM_OK)
+        return;
+    GC_INIT();
+    GC_set_on_collection_event(previous_callback); /* the program's own, installed first */
+    test_setenv("GCPOOL_GC", NULL);                /* auto: Boehm, since it is initialised */
+    gcpool_t *p = gcpool_create(NULL);
+    ck_assert_int_eq(gcp_glue_source(), GCP_SOURCE_BOEHM);
+    gcpool_put(p, a);
+    uint64_t before = gcpool_cycles();
+    for (int i = 1; i <= 5; i++) {
+        GC_gcollect();
+        ck_assert_uint_eq(gcpool_cycles(), before + (uint64_t)i);
+    }
+    ck_assert_int_eq(atomic_load(&previous_calls), 5);
+    /* gcpool_collect runs a cycle without a collection. */
+    gcpool_collect();
+    ck_assert_uint_eq(gcpool_cycles(), before + 6);
+    gcpool_destroy(p);
+}
+END_TEST
+
+START_TEST(test_sim_when_boehm_not_initialised)
+{
+    test_setenv("GCPOOL_GC", "auto");
+    gcpool_t *p = gcpool_create(NULL);
+    ck_assert_int_eq(gcp_glue_source(), GCP_SOURCE_SIM);
+    gcpool_destroy(p);
+}
+END_TEST
+
+/* ---- TestPoolStress ---------------------------------------------------------- */
+
+static int zero;
+
+struct stress {
+    gcpool_t *pool;
+    long n;
+};
+
+static void *stress_worker(void *arg)
+{
+    struct stress *st = arg;
+    void *v = &zero;
+    for (long j = 0; j < st->n; j++) {
+        if (!v)
+            v = &zero;
+        gcpool_put(st->pool, v);
+        v = gcpool_get(st->pool);
+        ck_assert_msg(v == NULL || v == &zero, "got %p, want &zero", v);
+    }
+    return NULL;
+}
+
+START_TEST(test_pool_stress)
+{
+    if (!test_use_source(_i))
+        return;
+    enum { P = 10 };
+    struct stress st = {gcpool_create(NULL), 200000};
+    pthread_t t[P];
+    for (int i = 0; i < P; i++)
+        ck_assert_int_eq(test_thread_start(&t[i], stress_worker, &st), 0);
+    for (int i = 0; i < P; i++)
+        test_thread_join(t[i]);
+    gcpool_stats_t s;
+    gcpool_read_stats(st.pool, &s);
+    ck_assert_uint_eq(s.puts, (uint64_t)P * 200000);
+    ck_assert_uint_eq(s.gets, s.hit_private + s.hit_shared + s.hit_steal + s.hit_victim + s.miss);
+    gcpool_destroy(st.pool);
+}
+END_TEST
+
+/* ---- topology: a thread on each CPU puts and gets through its own local ----- */
+
+START_TEST(test_each_cpu_own_local)
+{
+    if (!test_use_source(0))
+        return;
+    gcpool_t *p = gcpool_create(NULL);
+    cpu_set_t allowed;
+    sched_getaffinity(0, sizeof allowed, &allowed);
+    int tried = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed))
+            continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
+        gcpool_stats_t before, after;
+        gcpool_read_stats(p, &before);
+        gcpool_put(p, a);
+        ck_assert_ptr_eq(gcpool_get(p), a);
+        gcpool_read_stats(p, &after);
+        /* Found in the private slot of the local it was put in: no steal. */
+        ck_assert_uint_eq(after.hit_private, before.hit_private + 1);
+        tried++;
+    }
+    ck_assert_int_ge(tried, 1);
+    gcpool_destroy(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *go = tcase_create("go");
+    tcase_set_timeout(go, 120);
+    tcase_add_loop_test(go, test_pool, 0, 2);
+    tcase_add_loop_test(go, test_pool_new, 0, 2);
+    tcase_add_test(go, test_pool_gc);
+    tcase_add_test(go, test_pool_release);
+    tcase_add_loop_test(go, test_pool_stress, 0, 2);
+    suite_add_tcase(s, go);
+    TCase *boehm = tcase_create("binding");
+    tcase_add_test(boehm, test_boehm_keeps_cached);
+    tcase_add_test(boehm, test_boehm_one_cycle_per_collection);
+    tcase_add_test(boehm, test_sim_when_boehm_not_initialised);
+    tcase_add_test(boehm, test_each_cpu_own_local);
+    suite_add_tcase(s, boehm);
+    return test_run_suite(s);
+}

@@ -1,0 +1,119 @@
+/* Shared by the Check suites: a main() that runs one suite, and small helpers. */
+#ifndef GCPOOL_TESTUTIL_H
+#define GCPOOL_TESTUTIL_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GC_THREADS
+#include <gc/gc.h>
+#undef pthread_create
+#undef pthread_join
+#include <pthread.h>
+#include <sched.h>
+
+#include "env.h"
+#include "glue.h"
+#include "gcpool.h"
+
+/* Sets (value non-NULL) or unsets a GCPOOL_* variable and makes the library read
+ * the environment again.  Call before the first pool of the test process. */
+static inline void test_setenv(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    gcp_env_reload();
+}
+
+/* The folder of real machines' topologies (../shared/topologies), or NULL. */
+static inline const char *test_topologies_dir(void)
+{
+    const char *d = getenv("GCPOOL_TOPOLOGIES");
+    return d && *d ? d : NULL;
+}
+
+/* True when built with sanitizers: Boehm and the sanitizers do not mix. */
+#ifdef GCPOOL_SANITIZERS
+#define TEST_BOEHM_OK 0
+#else
+#define TEST_BOEHM_OK 1
+#endif
+
+/* Picks the cycle source for this test process: 0 sim, 1 Boehm.  Returns false
+ * when Boehm cannot run here (sanitizer builds), after saying so. */
+static inline bool test_use_source(int boehm)
+{
+    if (boehm && !TEST_BOEHM_OK) {
+        fprintf(stderr, "SKIP: Boehm and the sanitizers do not mix; Boehm case skipped\n");
+        return false;
+    }
+    if (boehm)
+        GC_INIT();
+    test_setenv("GCPOOL_GC", boehm ? "boehm" : "sim");
+    return true;
+}
+
+/* One cleanup cycle the way the source runs it: a collection under Boehm. */
+static inline void test_cycle(void)
+{
+    if (gcp_glue_source() == GCP_SOURCE_BOEHM)
+        GC_gcollect();
+    else
+        gcpool_collect();
+}
+
+/* Threads the collector knows about when it runs. */
+static inline int test_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+#if TEST_BOEHM_OK
+    if (GC_is_init_called())
+        return GC_pthread_create(t, NULL, fn, arg);
+#endif
+    return pthread_create(t, NULL, fn, arg);
+}
+
+static inline void test_thread_join(pthread_t t)
+{
+#if TEST_BOEHM_OK
+    if (GC_is_init_called()) {
+        GC_pthread_join(t, NULL);
+        return;
+    }
+#endif
+    pthread_join(t, NULL);
+}
+
+/* Keeps the calling thread on one allowed CPU, as Go's tests pin to their P. */
+static inline int test_pin_to_one_cpu(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    sched_getaffinity(0, sizeof set, &set);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &set)) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
+            return cpu;
+        }
+    }
+    return -1;
+}
+
+/* Runs the suite; exit status 0 only when every test passed. */
+static inline int test_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif

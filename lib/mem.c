@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <gc/gc.h>
 
@@ -37,6 +38,21 @@ void gcp_mem_free(void *p)
         GC_FREE(p);
     else
         free(p);
+}
+
+void *gcp_mem_calloc(size_t size)
+{
+    void *p = should_fail() ? NULL : calloc(1, size);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+char *gcp_mem_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = gcp_mem_calloc(n);
+    return d ? memcpy(d, s, n) : NULL;
 }
 
 long gcp_mem_fail_at(long n)

@@ -11,6 +11,11 @@
 void *gcp_mem_alloc(size_t size);
 void gcp_mem_free(void *p);
 
+/* Plain memory (calloc, strdup) for what holds no pooled object: the pool
+ * itself, its name, array headers.  Counted by the same test hook. */
+void *gcp_mem_calloc(size_t size);
+char *gcp_mem_strdup(const char *s);
+
 /* Test hook: the n-th allocation from now fails (n >= 1), 0 turns failures off.
  * Returns the number of allocations made since the last call. */
 long gcp_mem_fail_at(long n);

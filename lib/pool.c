@@ -35,11 +35,9 @@ size_t gcp_local_stride(void)
 static struct gcp_locals *locals_new(void)
 {
     const struct gcp_topology *t = gcp_topology();
-    struct gcp_locals *a = calloc(1, sizeof *a);
-    if (!a) {
-        errno = ENOMEM;
+    struct gcp_locals *a = gcp_mem_calloc(sizeof *a);
+    if (!a)
         return NULL;
-    }
     a->n = t->nlocals;
     a->stride = gcp_local_stride();
     /* One unit more so the first local can start on a unit boundary: locals of
@@ -75,8 +73,8 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     gcp_topology();
     gcp_stats_at_exit();
 
-    struct gcpool *p = calloc(1, sizeof *p);
-    if (!p || (opts->name && !(p->name = strdup(opts->name)))) {
+    struct gcpool *p = gcp_mem_calloc(sizeof *p);
+    if (!p || (opts->name && !(p->name = gcp_mem_strdup(opts->name)))) {
         free(p);
         errno = ENOMEM;
         return NULL;

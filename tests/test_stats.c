@@ -1,0 +1,246 @@
+/* Statistics: exact counts after scripted sequences on one pinned thread, the
+ * victim switched off, and the reports (text, JSON on demand and at exit). */
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static int objs[64];
+
+static void *make(void *arg)
+{
+    (void)arg;
+    return &objs[63];
+}
+
+#define EXPECT(s, g, pr, sh, st, vi, mi)                                                        \
+    do {                                                                                       \
+        ck_assert_uint_eq((s).gets, g);                                                        \
+        ck_assert_uint_eq((s).hit_private, pr);                                                \
+        ck_assert_uint_eq((s).hit_shared, sh);                                                 \
+        ck_assert_uint_eq((s).hit_steal, st);                                                  \
+        ck_assert_uint_eq((s).hit_victim, vi);                                                 \
+        ck_assert_uint_eq((s).miss, mi);                                                       \
+    } while (0)
+
+START_TEST(test_exact_counts)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    test_pin_to_one_cpu();
+    gcpool_options_t o = {.new_fn = make, .name = "scripted"};
+    gcpool_t *p = gcpool_create(&o);
+    gcpool_stats_t s;
+    for (int i = 0; i < 3; i++)
+        gcpool_put(p, &objs[i]); /* private, then two on the shared head */
+    for (int i = 0; i < 3; i++)
+        gcpool_get(p);
+    gcpool_read_stats(p, &s);
+    EXPECT(s, 3, 1, 2, 0, 0, 0);
+    ck_assert_uint_eq(s.puts, 3);
+    gcpool_get(p); /* a miss: new_fn */
+    gcpool_read_stats(p, &s);
+    EXPECT(s, 4, 1, 2, 0, 0, 1);
+    ck_assert_uint_eq(s.news, 1);
+    /* Five cached, one cycle: all five come back from the victim. */
+    for (int i = 0; i < 5; i++)
+        gcpool_put(p, &objs[i]);
+    gcpool_collect();
+    for (int i = 0; i < 5; i++)
+        ck_assert_ptr_nonnull(gcpool_get(p));
+    gcpool_read_stats(p, &s);
+    EXPECT(s, 9, 1, 2, 0, 5, 1);
+    ck_assert_uint_eq(s.dropped, 0);
+    /* Five cached, two cycles: dropped, and the next get misses. */
+    for (int i = 0; i < 5; i++)
+        gcpool_put(p, &objs[i]);
+    gcpool_collect();
+    gcpool_collect();
+    gcpool_get(p);
+    gcpool_read_stats(p, &s);
+    EXPECT(s, 10, 1, 2, 0, 5, 2);
+    ck_assert_uint_eq(s.dropped, 5);
+    ck_assert_uint_eq(s.news, 2);
+    gcpool_destroy(p);
+}
+END_TEST
+
+START_TEST(test_victim_off_drops_at_one_cycle)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    test_setenv("GCPOOL_VICTIM", "0");
+    test_pin_to_one_cpu();
+    gcpool_t *p = gcpool_create(NULL);
+    for (int i = 0; i < 5; i++)
+        gcpool_put(p, &objs[i]);
+    gcpool_collect();
+    ck_assert_ptr_null(gcpool_get(p));
+    gcpool_stats_t s;
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.dropped, 5);
+    EXPECT(s, 1, 0, 0, 0, 0, 1);
+    gcpool_destroy(p);
+}
+END_TEST
+
+START_TEST(test_steal_counted)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+        return;
+    cpu_set_t set;
+    sched_getaffinity(0, sizeof set, &set);
+    int cpus[2], n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, &set))
+            cpus[n++] = c;
+    if (n < 2)
+        return;
+    gcpool_t *p = gcpool_create(NULL);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus[0], &one);
+    sched_setaffinity(0, sizeof one, &one);
+    for (int i = 0; i < 4; i++)
+        gcpool_put(p, &objs[i]); /* private + 3 shared on the first CPU's local */
+    CPU_ZERO(&one);
+    CPU_SET(cpus[1], &one);
+    sched_setaffinity(0, sizeof one, &one);
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_nonnull(gcpool_get(p)); /* from the other local's tail */
+    ck_assert_ptr_null(gcpool_get(p)); /* private slots are never stolen */
+    gcpool_stats_t s;
+    gcpool_read_stats(p, &s);
+    EXPECT(s, 4, 0, 0, 3, 0, 1);
+    gcpool_destroy(p);
+}
+END_TEST
+
+/* Reads a whole file into a malloc'd string. */
+static char *slurp(FILE *f)
+{
+    fflush(f);
+    rewind(f);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    return buf;
+}
+
+static uint64_t json_number(const char *doc, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *at = strstr(doc, pat);
+    ck_assert_msg(at != NULL, "key %s missing in %s", key, doc);
+    return strtoull(at + strlen(pat), NULL, 10);
+}
+
+START_TEST(test_json_report)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    test_pin_to_one_cpu();
+    gcpool_options_t o = {.name = "json \"quoted\""};
+    gcpool_t *p = gcpool_create(&o);
+    gcpool_put(p, &objs[0]);
+    gcpool_put(p, &objs[1]);
+    gcpool_get(p);
+    gcpool_collect();
+    FILE *f = tmpfile();
+    gcpool_stats_print(f, GCPOOL_STATS_JSON);
+    char *doc = slurp(f);
+    ck_assert_msg(doc[0] == '{' && strstr(doc, "\"pools\": ["), "not a report: %s", doc);
+    ck_assert_msg(strstr(doc, "\"name\": \"json \\\"quoted\\\"\""), "name not escaped: %s", doc);
+    ck_assert_str_eq(strstr(doc, "\"version\": \"") + 12, strstr(doc, "\"version\": \"") + 12);
+    ck_assert_uint_eq(json_number(doc, "cycles"), 1);
+    ck_assert_uint_eq(json_number(doc, "gets"), 1);
+    ck_assert_uint_eq(json_number(doc, "puts"), 2);
+    ck_assert_uint_eq(json_number(doc, "hit_private"), 1);
+    ck_assert_uint_eq(json_number(doc, "moved_to_victim"), 1);
+    /* Balanced braces and brackets, outside strings. */
+    int depth = 0;
+    bool in_string = false;
+    for (const char *c = doc; *c; c++) {
+        if (in_string) {
+            if (*c == '\\')
+                c++;
+            else if (*c == '"')
+                in_string = false;
+        } else if (*c == '"') {
+            in_string = true;
+        } else if (*c == '{' || *c == '[') {
+            depth++;
+        } else if (*c == '}' || *c == ']') {
+            ck_assert_int_gt(depth, 0);
+            depth--;
+        }
+    }
+    ck_assert_int_eq(depth, 0);
+    fclose(f);
+    gcpool_destroy(p);
+}
+END_TEST
+
+START_TEST(test_text_report)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    gcpool_options_t o = {.name = "textpool"};
+    gcpool_t *p = gcpool_create(&o);
+    gcpool_t *unnamed = gcpool_create(NULL);
+    gcpool_put(p, &objs[0]);
+    gcpool_put(unnamed, &objs[1]);
+    FILE *f = tmpfile();
+    gcpool_stats_print(f, GCPOOL_STATS_TEXT);
+    char *doc = slurp(f);
+    ck_assert_msg(strstr(doc, "textpool") && strstr(doc, "pool#"), "report: %s", doc);
+    ck_assert_msg(strstr(doc, "victim"), "no victim column: %s", doc);
+    fclose(f);
+    gcpool_destroy(p);
+    gcpool_destroy(unnamed);
+}
+END_TEST
+
+START_TEST(test_report_at_exit)
+{
+    char path[] = "/tmp/gcpool-stats-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("GCPOOL_STATS", "json", 1);
+        setenv("GCPOOL_STATS_FILE", path, 1);
+        setenv("GCPOOL_GC", "sim", 1);
+        gcp_env_reload();
+        gcpool_options_t o = {.name = "at-exit"};
+        gcpool_t *p = gcpool_create(&o);
+        gcpool_put(p, &objs[0]);
+        gcpool_get(p);
+        exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char *doc = slurp(f);
+    fclose(f);
+    unlink(path);
+    ck_assert_msg(strstr(doc, "\"name\": \"at-exit\""), "report: %s", doc);
+    ck_assert_uint_eq(json_number(doc, "gets"), 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("stats");
+    TCase *tc = tcase_create("stats");
+    tcase_add_test(tc, test_exact_counts);
+    tcase_add_test(tc, test_victim_off_drops_at_one_cycle);
+    tcase_add_test(tc, test_steal_counted);
+    tcase_add_test(tc, test_json_report);
+    tcase_add_test(tc, test_text_report);
+    tcase_add_test(tc, test_report_at_exit);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}

@@ -11,13 +11,15 @@ enum gcp_steal_mode { GCP_STEAL_TOPOLOGY = 0, GCP_STEAL_ROUNDROBIN = 1 };
 
 struct gcp_topology {
     unsigned nlocals;         /* allowed PUs, >= 1; locals are numbered 0..nlocals-1 */
-    unsigned line_size;       /* L1d line size hwloc reports (or a default) */
-    unsigned local_align;     /* max(line_size, 128): a local's alignment and stride unit */
+    unsigned line_size;       /* L1d line size hwloc reports (when the L1d's is unknown, the
+                                 nearest cache's that is known; else 64) */
+    unsigned local_align;     /* max(line_size, 128) rounded up to a power of two: a local's
+                                 alignment and stride unit */
     unsigned *local_os_index; /* [nlocals]: local -> OS CPU number */
     int *cpu_to_local;        /* [ncpu_table]: OS CPU number -> local, or -1 when not allowed */
     unsigned ncpu_table;      /* entries in cpu_to_local (max OS index + 1) */
     unsigned *steal_order;    /* [nlocals][nlocals-1]: the locals local L steals from, in order */
-    enum gcp_steal_mode steal_mode;
+    enum gcp_steal_mode steal_mode; /* the order in force (round robin in the flat default) */
     bool this_system;         /* false when hwloc loads another machine (HWLOC_XMLFILE, HWLOC_SYNTHETIC) */
     bool from_hwloc;          /* false when hwloc failed and a flat default stands in */
     char error[160];          /* why hwloc failed, when from_hwloc is false */

@@ -23,6 +23,7 @@
 
 #include "env.h"
 #include "glue.h"
+#include "pin.h"
 #include "stats.h"
 
 static struct gcpool *_Atomic registry; /* newest first */
@@ -139,16 +140,14 @@ void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg)
 /* ---- the cycle ------------------------------------------------------------- */
 
 /* Rotates one pool's roles.  Registry lock held; may run inside the collector. */
-static void rotate(struct gcpool *p, bool in_collector)
+static void rotate(struct gcpool *p)
 {
     struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_relaxed);
     struct gcp_locals *vic = atomic_load_explicit(&p->vic, memory_order_relaxed);
     struct gcp_locals *drp = atomic_load_explicit(&p->drp, memory_order_relaxed);
-    if (!cur)
-        return;
-    /* Threads that loaded a role before these stores go on using that array for
-     * one operation; pool.h explains why that is safe.  Release: a reader of a
-     * role sees the array as this thread left it. */
+    /* Threads that loaded a role before these stores may go on using that
+     * array for one operation; pool.h explains why that is safe.  Release: a
+     * reader of a role sees the array as this thread left it. */
     uint64_t moved = 0;
     if (p->victim_on) {
         moved = gcp_pool_count(cur);
@@ -161,28 +160,38 @@ static void rotate(struct gcpool *p, bool in_collector)
     atomic_store_explicit(&p->victim_empty, NULL, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->moved_to_victim, moved, memory_order_relaxed);
     atomic_store_explicit(&p->last_moved, moved, memory_order_relaxed);
+}
 
-    if (in_collector && p->free_fn) {
-        /* free_fn may allocate, which would deadlock inside the collector:
-         * the new drp waits for the next slow path or cycle outside it. */
-        atomic_store_explicit(&p->drain_pending, 1, memory_order_relaxed);
-        atomic_store_explicit(&drains_pending, true, memory_order_relaxed);
-    } else if (in_collector) {
+/* Drops what the rotation put in p's drp, or leaves it for later. */
+static void drop_or_defer(struct gcpool *p, bool in_collector)
+{
+    struct gcp_locals *drp = atomic_load_explicit(&p->drp, memory_order_relaxed);
+    gcp_pool_take_privates(p, drp);
+    if (in_collector && !p->free_fn) {
         /* No free_fn: dropping is clearing our references, which lets this
          * very collection reclaim the objects. */
-        uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_relaxed));
-        atomic_store_explicit(&p->last_dropped, n, memory_order_relaxed);
+        atomic_store_explicit(&p->last_dropped, gcp_pool_drain(p, drp, false), memory_order_relaxed);
     } else {
+        /* free_fn may allocate, which would deadlock inside the collector (and
+         * outside it runs after the registry lock is released): the drop waits
+         * for drain_pending_locked, the next slow path or the next cycle. */
         atomic_store_explicit(&p->drain_pending, 1, memory_order_relaxed);
         atomic_store_explicit(&drains_pending, true, memory_order_relaxed);
     }
 }
 
+/* The cycle proper.  Registry lock held (in_collector: the collector's). */
 static void rotate_all(void *in_collector)
 {
-    for (struct gcpool *p = atomic_load_explicit(&registry, memory_order_relaxed); p;
-         p = atomic_load_explicit(&p->next_pool, memory_order_relaxed))
-        rotate(p, in_collector != NULL);
+    struct gcpool *first = atomic_load_explicit(&registry, memory_order_relaxed);
+    for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed))
+        rotate(p);
+    /* Under rseq an owner may still be inside a sequence on an array that just
+     * left its role; once the fence returns none is, and none can start (a
+     * sequence reads the role afresh), so private slots can be emptied. */
+    gcp_pin_fence();
+    for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed))
+        drop_or_defer(p, in_collector != NULL);
     atomic_fetch_add_explicit(&cycles, 1, memory_order_relaxed);
     gcp_sim_cycle_done();
 }
@@ -191,7 +200,7 @@ static void drain_one(struct gcpool *p, void *unused)
 {
     (void)unused;
     if (atomic_exchange_explicit(&p->drain_pending, 0, memory_order_relaxed)) {
-        uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire));
+        uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), false);
         atomic_store_explicit(&p->last_dropped, n, memory_order_relaxed);
     }
 }

@@ -1,10 +1,129 @@
-/* The pin method in force; see pin.h. */
+/* Pinning: the choice of method, the lock pin's private-slot operations, and
+ * the fence a cycle needs under rseq.  The sequences themselves are inline in
+ * pin.h, on the hot path. */
 #include "pin.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#if __has_include(<linux/membarrier.h>)
+#include <linux/membarrier.h> /* its commands are an enum: test the header, not a macro */
+#define GCP_HAVE_MEMBARRIER 1
+#endif
 
 #include "env.h"
 
+bool gcp_pin_rseq;
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+size_t gcp_pin_cpu_offset[GCP_PIN_MAX_CPUS];
+_Atomic uint64_t gcp_pin_restart_count;
+#endif
+
+/* Why this process cannot use rseq, or NULL when it can. */
+static const char *rseq_impossible(void)
+{
+#ifndef GCP_PIN_RSEQ_POSSIBLE
+#if defined(__SANITIZE_THREAD__)
+    return "built with ThreadSanitizer, which cannot see inside a sequence";
+#else
+    return "not built for x86-64 with <sys/rseq.h>";
+#endif
+#else
+    if (__rseq_size == 0)
+        return "glibc did not register rseq (valgrind, glibc.pthread.rseq=0 or an old kernel)";
+    if ((int)gcp_rseq_area()->cpu_id < 0)
+        return "this thread's rseq area is not registered";
+#ifdef GCP_HAVE_MEMBARRIER
+    /* Cycles fence running sequences with membarrier; without it they could
+     * not take objects out of private slots safely. */
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0)
+        return "membarrier has no rseq fence here (Linux < 5.10)";
+    return NULL;
+#else
+    return "built without <linux/membarrier.h>";
+#endif
+#endif
+}
+
+static void choose(void)
+{
+    long want = gcp_env_long(GCP_ENV_PIN);
+    if (want == GCP_PIN_LOCK)
+        return;
+    const char *why = rseq_impossible();
+    if (why) {
+        if (want == GCP_PIN_RSEQ)
+            fprintf(stderr, "gcpool: GCPOOL_PIN=rseq is not possible: %s; using the lock pin\n", why);
+        return;
+    }
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    const struct gcp_topology *t = gcp_topology();
+    size_t stride = gcp_local_stride();
+    for (int cpu = 0; cpu < GCP_PIN_MAX_CPUS; cpu++)
+        gcp_pin_cpu_offset[cpu] = gcp_topology_local_of(t, cpu) * stride;
+    gcp_pin_rseq = true;
+#endif
+}
+
+void gcp_pin_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, choose);
+}
+
 const char *gcp_pin_name(void)
 {
-    /* Only the lock pin exists so far: GCPOOL_PIN=rseq falls back to it. */
-    return "lock";
+    gcp_pin_init();
+    return gcp_pin_rseq ? "rseq" : "lock";
+}
+
+void gcp_pin_fence(void)
+{
+#if defined(GCP_PIN_RSEQ_POSSIBLE) && defined(GCP_HAVE_MEMBARRIER)
+    if (gcp_pin_rseq && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) {
+        /* Registered at start, so this cannot fail; if it did, a cycle could
+         * hand one object to two users: stop rather than corrupt. */
+        perror("gcpool: membarrier(PRIVATE_EXPEDITED_RSEQ)");
+        abort();
+    }
+#endif
+}
+
+uint64_t gcp_pin_restarts(void)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    return atomic_load_explicit(&gcp_pin_restart_count, memory_order_relaxed);
+#else
+    return 0;
+#endif
+}
+
+void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role)
+{
+    /* Acquire: pairs with the release stores of first use and of a cycle. */
+    struct gcp_locals *a = atomic_load_explicit(role, memory_order_acquire);
+    if (!a)
+        return NULL;
+    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+    void *obj = l->private_;
+    l->private_ = NULL;
+    gcp_unpin(l);
+    return obj;
+}
+
+bool gcp_pin_lock_fill_private(struct gcp_locals *_Atomic *role, void *obj)
+{
+    struct gcp_locals *a = atomic_load_explicit(role, memory_order_acquire);
+    if (!a)
+        return false;
+    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+    bool done = l->private_ == NULL;
+    if (done) {
+        l->private_ = obj;
+        gcp_count(&l->fills, 1);
+    }
+    gcp_unpin(l);
+    return done;
 }

@@ -1,23 +1,36 @@
-/* Pinning: how a thread comes to own the local of the CPU it runs on.
+/* Pinning: how a thread comes to own the local of the CPU it runs on, as Go
+ * disables preemption to own its P for the length of a pool operation.
  *
- * Go disables preemption to own its P for the length of a pool operation.  The
- * lock pin reads the current CPU (from the rseq area glibc registers for every
- * thread: a plain load; else sched_getcpu) and takes that local's lock.  The CPU
- * is only a hint: a thread migrated after the read still holds the right lock,
- * it merely shares a local with another CPU's threads for a moment. */
+ * Two methods, one chosen per process at the first pool (GCPOOL_PIN):
+ *   rseq  the private slot is taken and filled by Linux restartable sequences:
+ *         if the thread is preempted, migrated or signalled before the one
+ *         committing store, the kernel restarts it, so the slot is the CPU's
+ *         alone without a lock or an atomic read-modify-write.  The chain's
+ *         owner operations (several stores each) take the local's lock.
+ *   lock  everything an owner does takes the local's lock.  Where rseq is
+ *         missing: valgrind, glibc.pthread.rseq=0, old kernels, ThreadSanitizer.
+ * Either way the CPU read is only a hint for the lock: a thread migrated after
+ * reading it holds the right lock and merely shares a local for a moment. */
 #ifndef GCPOOL_PIN_H
 #define GCPOOL_PIN_H
 
 #include <sched.h>
+#include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pool.h"
 #include "topology.h"
 
-#if defined(HAVE_SYS_RSEQ_H) || __has_include(<sys/rseq.h>)
+#if __has_include(<sys/rseq.h>)
 #include <sys/rseq.h>
 #define GCP_HAVE_RSEQ_AREA 1
 #endif
+
+/* OS CPU numbers the rseq path serves; a thread on a higher one takes the lock path. */
+#define GCP_PIN_MAX_CPUS 1024
+
+extern bool gcp_pin_rseq; /* chosen once by gcp_pin_init */
 
 /* The CPU this thread runs on now (may be stale by the time it is used). */
 static inline int gcp_current_cpu(void)
@@ -27,7 +40,7 @@ static inline int gcp_current_cpu(void)
         const struct rseq *rs =
             (const struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
         /* The kernel updates cpu_id on every return to this thread; a volatile
-         * read so the compiler loads it now. */
+         * read so the compiler loads it now.  Negative: not registered. */
         int cpu = (int)*(volatile const uint32_t *)&rs->cpu_id;
         if (cpu >= 0)
             return cpu;
@@ -42,7 +55,7 @@ static inline unsigned gcp_current_local(const struct gcp_topology *t)
     return gcp_topology_local_of(t, gcp_current_cpu());
 }
 
-/* Owns local i of array a until gcp_unpin. */
+/* Owns local i of array a until gcp_unpin: the local's lock. */
 static inline struct gcp_local *gcp_pin(struct gcp_locals *a, unsigned i)
 {
     struct gcp_local *l = gcp_local_at(a, i);
@@ -55,7 +68,139 @@ static inline void gcp_unpin(struct gcp_local *l)
     gcp_unlock(&l->pin);
 }
 
-/* "lock" or "rseq": the pin method in force. */
+/* gcp_pin_take_private(role): takes the private object of this CPU's local in
+ * the array *role points to now (read inside the sequence, so that a cycle's
+ * fence reaches it).  NULL when empty, or when *role is NULL.
+ * gcp_pin_fill_private(role, obj): puts obj there, counting the fill; false
+ * when the slot is taken (or *role is NULL): the caller goes to the chain. */
+/* ---- the rseq sequences (x86-64) ------------------------------------------
+ * Each publishes its descriptor in the thread's rseq area, then, between labels
+ * 1 and 2 (the critical section): reads the CPU, the role's array, the local,
+ * and ends with exactly one store, the commit.  The abort handler (label 4,
+ * preceded by the signature the kernel checks) counts the restart and starts
+ * over from the descriptor store, so an abort leaves nothing half done: before
+ * the commit nothing was written.
+ *
+ * Ordering: the sequence's loads of the role and of private need no fence.
+ * Only threads on this CPU write private (each in a sequence: a preemption
+ * between our load and our commit restarts us), and a cycle touches the slot
+ * only after gcp_pin_fence has aborted every sequence that loaded the old
+ * role; its membarrier orders the cycle's stores before our next sequence. */
+#if defined(__x86_64__) && defined(GCP_HAVE_RSEQ_AREA) && !defined(__SANITIZE_THREAD__)
+#define GCP_PIN_RSEQ_POSSIBLE 1
+
+extern size_t gcp_pin_cpu_offset[GCP_PIN_MAX_CPUS]; /* OS CPU -> byte offset of its local */
+extern _Atomic uint64_t gcp_pin_restart_count;
+
+#define GCP_RSEQ_SIG "0x53053053" /* glibc's RSEQ_SIG on x86 */
+
+/* Descriptor (3), abort handler (4) in its own section, then the entry (0). */
+#define GCP_RSEQ_PROLOGUE                                                                      \
+    ".pushsection __rseq_cs, \"aw\"\n\t"                                                       \
+    ".balign 32\n\t"                                                                           \
+    "3: .long 0, 0\n\t"                                                                        \
+    ".quad 1f, (2f - 1f), 4f\n\t"                                                              \
+    ".popsection\n\t"                                                                          \
+    ".pushsection __rseq_failure, \"ax\"\n\t"                                                  \
+    ".byte 0x0f, 0xb9, 0x3d\n\t"                                                               \
+    ".long " GCP_RSEQ_SIG "\n\t"                                                               \
+    "4: lock incq gcp_pin_restart_count(%%rip)\n\t"                                            \
+    "jmp 0f\n\t"                                                                               \
+    ".popsection\n\t"                                                                          \
+    "0: leaq 3b(%%rip), %%rax\n\t"                                                             \
+    "movq %%rax, 8(%[rs])\n\t" /* rs->rseq_cs = &descriptor */                                 \
+    "1: movl (%[rs]), %%ecx\n\t" /* cpu_id_start */                                            \
+    "cmpl %[max], %%ecx\n\t"                                                                   \
+    "jae 5f\n\t"                                                                               \
+    "movq (%[role]), %%rdx\n\t"                                                                \
+    "testq %%rdx, %%rdx\n\t"                                                                   \
+    "jz 5f\n\t"                                                                                \
+    "movq %c[base](%%rdx), %%rdx\n\t"                                                          \
+    "addq (%[tab], %%rcx, 8), %%rdx\n\t" /* rdx = this CPU's local */
+
+static inline struct rseq *gcp_rseq_area(void)
+{
+    return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+}
+
+static inline void *gcp_rseq_take_private(struct gcp_locals *_Atomic *role)
+{
+    void *obj;
+    __asm__ __volatile__(GCP_RSEQ_PROLOGUE
+                         "movq %c[priv](%%rdx), %[obj]\n\t"
+                         "testq %[obj], %[obj]\n\t"
+                         "jz 2f\n\t"
+                         "movq $0, %c[priv](%%rdx)\n\t" /* commit: the slot is empty */
+                         "2: jmp 6f\n\t"
+                         "5: xorl %k[obj], %k[obj]\n\t"
+                         "6:\n\t"
+                         : [obj] "=&r"(obj)
+                         : [rs] "r"(gcp_rseq_area()), [role] "r"(role), [tab] "r"(gcp_pin_cpu_offset),
+                           [max] "i"(GCP_PIN_MAX_CPUS), [base] "i"(offsetof(struct gcp_locals, base)),
+                           [priv] "i"(offsetof(struct gcp_local, private_))
+                         : "rax", "rcx", "rdx", "memory", "cc");
+    return obj;
+}
+
+static inline bool gcp_rseq_fill_private(struct gcp_locals *_Atomic *role, void *obj)
+{
+    int done;
+    __asm__ __volatile__(GCP_RSEQ_PROLOGUE
+                         "xorl %[done], %[done]\n\t"
+                         "cmpq $0, %c[priv](%%rdx)\n\t"
+                         "jne 2f\n\t"
+                         "movq %c[priv]+8(%%rdx), %%rax\n\t" /* fills + 1 */
+                         "incq %%rax\n\t"
+                         "movq %[obj], %%xmm0\n\t"
+                         "movq %%rax, %%xmm1\n\t"
+                         "punpcklqdq %%xmm1, %%xmm0\n\t"
+                         "movl $1, %[done]\n\t"
+                         "movdqa %%xmm0, %c[priv](%%rdx)\n\t" /* commit: private and fills at once */
+                         "2: jmp 6f\n\t"
+                         "5: xorl %[done], %[done]\n\t"
+                         "6:\n\t"
+                         : [done] "=&r"(done)
+                         : [rs] "r"(gcp_rseq_area()), [role] "r"(role), [tab] "r"(gcp_pin_cpu_offset),
+                           [max] "i"(GCP_PIN_MAX_CPUS), [base] "i"(offsetof(struct gcp_locals, base)),
+                           [priv] "i"(offsetof(struct gcp_local, private_)), [obj] "r"(obj)
+                         : "rax", "rcx", "rdx", "xmm0", "xmm1", "memory", "cc");
+    return done;
+}
+#endif
+
+void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role);
+bool gcp_pin_lock_fill_private(struct gcp_locals *_Atomic *role, void *obj);
+
+static inline void *gcp_pin_take_private(struct gcp_locals *_Atomic *role)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    if (__builtin_expect(gcp_pin_rseq, 1))
+        return gcp_rseq_take_private(role);
+#endif
+    return gcp_pin_lock_take_private(role);
+}
+
+static inline bool gcp_pin_fill_private(struct gcp_locals *_Atomic *role, void *obj)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    if (__builtin_expect(gcp_pin_rseq, 1))
+        return gcp_rseq_fill_private(role, obj);
+#endif
+    return gcp_pin_lock_fill_private(role, obj);
+}
+
+/* Chooses the method (GCPOOL_PIN); idempotent, thread-safe. */
+void gcp_pin_init(void);
+/* "rseq" or "lock": the method in force (choosing it if need be). */
 const char *gcp_pin_name(void);
+
+
+/* After a cycle changed roles: returns once no thread is still inside a
+ * sequence on an array it loaded before the change (membarrier with the rseq
+ * command aborts them all).  Nothing to do for the lock pin. */
+void gcp_pin_fence(void);
+
+/* Sequences restarted by the kernel so far (a debug statistic). */
+uint64_t gcp_pin_restarts(void);
 
 #endif

@@ -7,6 +7,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,9 +69,10 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     gcpool_options_t defaults = {0};
     if (!opts)
         opts = &defaults;
-    /* Choose the cycle source and load the topology now, not on a hot path. */
+    /* Choose the cycle source, the pin and the topology now, not on a hot path. */
     gcp_glue_source();
     gcp_topology();
+    gcp_pin_init();
     gcp_stats_at_exit();
 
     struct gcpool *p = gcp_mem_calloc(sizeof *p);
@@ -134,24 +136,47 @@ static void drop(struct gcpool *p, void *obj)
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
 }
 
-uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a)
+uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, bool with_private)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < a->n; i++) {
         struct gcp_local *l = gcp_pin(a, i);
-        void *obj = l->private_;
-        l->private_ = NULL;
+        void *objs[2] = {l->private_dropped, with_private ? l->private_ : NULL};
+        l->private_dropped = NULL;
+        if (with_private)
+            l->private_ = NULL;
         gcp_unpin(l);
         /* free_fn runs outside the pin: it may use pools itself. */
-        if (obj) {
-            drop(p, obj);
-            n++;
+        for (int k = 0; k < 2; k++) {
+            if (objs[k]) {
+                drop(p, objs[k]);
+                n++;
+            }
         }
+        void *obj;
         while ((obj = gcp_chain_pop_tail(&l->shared))) {
             drop(p, obj);
             n++;
         }
     }
+    return n;
+}
+
+uint64_t gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        struct gcp_local *l = gcp_pin(a, i);
+        /* A drop still pending from an earlier cycle holds the spare slot: then
+         * the object stays where it is, cached, rather than be lost. */
+        if (l->private_ && !l->private_dropped) {
+            l->private_dropped = l->private_;
+            l->private_ = NULL;
+            n++;
+        }
+        gcp_unpin(l);
+    }
+    atomic_fetch_add_explicit(&p->private_moved, n, memory_order_relaxed);
     return n;
 }
 
@@ -184,19 +209,17 @@ static void *steal(struct gcp_locals *a, unsigned self)
     return NULL;
 }
 
-static void *from_victim(struct gcpool *p, unsigned self)
+static void *from_victim(struct gcpool *p, unsigned self, bool *from_private)
 {
     /* Acquire: pairs with the cycle's release of the roles. */
     struct gcp_locals *v = atomic_load_explicit(&p->vic, memory_order_acquire);
     if (!v || atomic_load_explicit(&p->victim_empty, memory_order_relaxed) == v)
         return NULL;
-    struct gcp_local *l = gcp_pin(v, self);
-    void *obj = l->private_;
-    l->private_ = NULL;
-    gcp_unpin(l);
+    void *obj = gcp_pin_take_private(&p->vic);
+    *from_private = obj != NULL;
     if (obj)
         return obj;
-    if ((obj = gcp_chain_pop_tail(&l->shared)) || (obj = steal(v, self)))
+    if ((obj = gcp_chain_pop_tail(&gcp_local_at(v, self)->shared)) || (obj = steal(v, self)))
         return obj;
     /* Later gets skip this victim until the next cycle replaces it.  Relaxed:
      * a stale view only costs a wasted or a skipped search. */
@@ -205,14 +228,15 @@ static void *from_victim(struct gcpool *p, unsigned self)
 }
 
 /* Counts a get that did not find its object in its own local. */
-static void count_slow_get(struct gcp_locals *a, enum source src, bool call_new)
+static void count_slow_get(struct gcp_locals *a, enum source src, bool victim_private, bool call_new)
 {
     struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
-    gcp_count(&l->counters.gets, 1);
     gcp_count(src == FROM_STEAL    ? &l->counters.hit_steal
               : src == FROM_VICTIM ? &l->counters.hit_victim
                                    : &l->counters.miss,
               1);
+    if (victim_private)
+        gcp_count(&l->counters.victim_private, 1);
     if (call_new)
         gcp_count(&l->counters.news, 1);
     gcp_unpin(l);
@@ -221,12 +245,13 @@ static void count_slow_get(struct gcp_locals *a, enum source src, bool call_new)
 static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
 {
     enum source src = FROM_STEAL;
+    bool victim_private = false;
     void *obj = steal(a, self);
     if (!obj) {
-        obj = from_victim(p, self);
+        obj = from_victim(p, self, &victim_private);
         src = obj ? FROM_VICTIM : FROM_NOWHERE;
     }
-    count_slow_get(a, src, !obj && p->new_fn);
+    count_slow_get(a, src, victim_private, !obj && p->new_fn);
     if (obj)
         return obj;
     /* A miss is a slow path: the simulated collector and deferred drops run here. */
@@ -238,33 +263,33 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
     return p->new_fn(p->arg);
 }
 
-void *gcpool_get(gcpool_t *p)
+/* A get that found this CPU's private slot empty. */
+static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
-    if (!p) {
-        errno = EINVAL;
-        return NULL;
-    }
     struct gcp_locals *a = current_array(p);
     if (!a) /* no memory for locals: behave as an empty pool */
         return p->new_fn ? p->new_fn(p->arg) : NULL;
     unsigned self = gcp_current_local(gcp_topology());
     struct gcp_local *l = gcp_pin(a, self);
-    void *obj = l->private_;
+    void *obj = gcp_chain_pop_head(&l->shared);
     if (obj) {
-        l->private_ = NULL;
-        gcp_count(&l->counters.gets, 1);
-        gcp_count(&l->counters.hit_private, 1);
-        gcp_unpin(l);
-        return obj;
-    }
-    if ((obj = gcp_chain_pop_head(&l->shared))) {
-        gcp_count(&l->counters.gets, 1);
         gcp_count(&l->counters.hit_shared, 1);
         gcp_unpin(l);
         return obj;
     }
     gcp_unpin(l);
     return get_slow(p, a, self);
+}
+
+void *gcpool_get(gcpool_t *p)
+{
+    if (__builtin_expect(!p, 0)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* The hot path: this CPU's private slot (one load and one store under rseq). */
+    void *obj = gcp_pin_take_private(&p->cur);
+    return __builtin_expect(obj != NULL, 1) ? obj : get_shared(p);
 }
 
 /* The head ring was full: grow the chain with a ring allocated outside any
@@ -294,31 +319,34 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
     drop(p, obj);
 }
 
-void gcpool_put(gcpool_t *p, void *obj)
+/* A put that found this CPU's private slot taken. */
+static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
 {
-    if (!p) {
-        errno = EINVAL;
-        return;
-    }
-    if (!obj)
-        return;
     struct gcp_locals *a = current_array(p);
     if (!a) {
         drop(p, obj);
         return;
     }
-    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
-    gcp_count(&l->counters.puts, 1);
-    if (!l->private_) {
-        l->private_ = obj;
-        gcp_unpin(l);
+    if (gcp_pin_fill_private(&p->cur, obj)) /* first use just set up the arrays */
         return;
-    }
+    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+    gcp_count(&l->counters.puts_shared, 1);
     uint32_t want;
     bool done = gcp_chain_push_head(&l->shared, obj, &want, p->ring_min, p->ring_max);
     gcp_unpin(l);
     if (!done)
         put_slow(p, obj, want);
+}
+
+void gcpool_put(gcpool_t *p, void *obj)
+{
+    if (__builtin_expect(!p, 0)) {
+        errno = EINVAL;
+        return;
+    }
+    /* The hot path: this CPU's private slot, counted by the same store. */
+    if (__builtin_expect(obj != NULL, 1) && !gcp_pin_fill_private(&p->cur, obj))
+        put_shared(p, obj);
 }
 
 const char *gcpool_version(void)
@@ -337,7 +365,7 @@ void gcpool_destroy(gcpool_t *p)
         gcp_cycle_unregister(p);
     for (int k = 0; k < 3; k++) {
         if (p->arrays[k]) {
-            gcp_pool_drain(p, p->arrays[k]);
+            gcp_pool_drain(p, p->arrays[k], true);
             locals_free(p->arrays[k]);
         }
     }

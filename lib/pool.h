@@ -27,12 +27,15 @@
 #include "lock.h"
 #include "ring.h"
 
-/* Counters of one local.  Written only by the thread that holds the local's pin
- * (a relaxed load and store, no read-modify-write), read by anyone (relaxed):
- * no shared atomic on the hot path. */
+/* Counters of one local.  Written only by the thread that owns the local (a
+ * relaxed load and store under the pin, no read-modify-write), read by anyone
+ * (relaxed): no shared atomic on the hot path.  A get that hits the private
+ * slot counts nothing: hit_private is derived on read from the private slot's
+ * fills (stats.c), so the fastest get is one load and one store. */
 struct gcp_counters {
-    _Atomic uint64_t gets, puts, news;
-    _Atomic uint64_t hit_private, hit_shared, hit_steal, hit_victim, miss;
+    _Atomic uint64_t puts_shared;    /* puts that found private full */
+    _Atomic uint64_t hit_shared, hit_steal, hit_victim, miss, news;
+    _Atomic uint64_t victim_private; /* the part of hit_victim taken from a victim's private slot */
 };
 
 static inline void gcp_count(_Atomic uint64_t *c, uint64_t n)
@@ -43,8 +46,12 @@ static inline void gcp_count(_Atomic uint64_t *c, uint64_t n)
 }
 
 struct gcp_local {
-    gcp_lock_t pin;           /* owner operations on this local hold it */
-    void *private_;           /* one object for the owner alone; under pin */
+    /* The private slot and how many objects were ever put in it, side by side
+     * so that the rseq put writes both with its one committing store (pin.c). */
+    _Alignas(16) void *private_;
+    _Atomic uint64_t fills;
+    gcp_lock_t pin;           /* the lock pin; under rseq, owner operations on the chain */
+    void *private_dropped;    /* what a cycle took from private, until drained; under pin */
     struct gcp_chain shared;  /* owner at the head (under pin), thieves at the tail */
     struct gcp_counters counters;
 };
@@ -83,6 +90,7 @@ struct gcpool {
 
     _Atomic uint64_t dropped;         /* slow path: cycles and destroy only */
     _Atomic uint64_t moved_to_victim; /* objects cycles moved to the victim */
+    _Atomic uint64_t private_moved;   /* objects cycles took out of private slots */
     _Atomic uint64_t last_moved, last_dropped; /* the same for the last cycle alone */
 
     /* Registry link: written under the registry lock, walked by drains (cycle.c). */
@@ -90,10 +98,14 @@ struct gcpool {
     _Atomic bool registered;
 };
 
-/* Drops every object of array a (private slots and chains) to free_fn, or
- * forgets it when there is none.  Safe at any time, against any concurrent
- * get and put: every removal is exclusive.  Returns the objects dropped. */
-uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a);
+/* Drops every object of array a's chains and private_dropped slots to free_fn,
+ * or forgets it when there is none.  Safe at any time, against any concurrent
+ * get and put: every removal is exclusive.  with_private: the private slots
+ * too, for gcpool_destroy only (no concurrent use).  Returns objects dropped. */
+uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, bool with_private);
+/* A cycle, after gcp_pin_fence: moves array a's private objects to
+ * private_dropped, where only drains look.  Returns the objects moved. */
+uint64_t gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a);
 /* Objects array a holds now (a racy snapshot, for statistics). */
 uint64_t gcp_pool_count(const struct gcp_locals *a);
 

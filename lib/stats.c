@@ -21,20 +21,31 @@ static uint64_t get(const _Atomic uint64_t *c)
 void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
 {
     memset(out, 0, sizeof *out);
+    uint64_t fills = 0, victim_private = 0, privates_now = 0;
     for (int k = 0; k < 3; k++) {
         const struct gcp_locals *a = p->arrays[k];
         for (unsigned i = 0; a && i < a->n; i++) {
-            const struct gcp_counters *c = &gcp_local_at(a, i)->counters;
-            out->gets += get(&c->gets);
-            out->puts += get(&c->puts);
+            const struct gcp_local *l = gcp_local_at(a, i);
+            const struct gcp_counters *c = &l->counters;
+            fills += get(&l->fills);
+            privates_now += __atomic_load_n(&l->private_, __ATOMIC_RELAXED) != NULL;
+            victim_private += get(&c->victim_private);
+            out->puts += get(&c->puts_shared);
             out->news += get(&c->news);
-            out->hit_private += get(&c->hit_private);
             out->hit_shared += get(&c->hit_shared);
             out->hit_steal += get(&c->hit_steal);
             out->hit_victim += get(&c->hit_victim);
             out->miss += get(&c->miss);
         }
     }
+    /* Every object put in a private slot left it by one of: a get's private
+     * hit (uncounted: the hot path stays one load and one store), a victim
+     * get, a cycle; or is there still.  Exact when the pool is quiet; while it
+     * is busy, a snapshot like every counter here (never below zero). */
+    uint64_t gone = victim_private + get(&p->private_moved) + privates_now;
+    out->hit_private = fills > gone ? fills - gone : 0;
+    out->puts += fills;
+    out->gets = out->hit_private + out->hit_shared + out->hit_steal + out->hit_victim + out->miss;
     out->dropped = get(&p->dropped);
 }
 

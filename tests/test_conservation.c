@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "pin.h"
 #include "testutil.h"
 
 struct object {
@@ -25,6 +26,10 @@ struct world {
     long iterations;
     _Atomic int stop_cycles;
     bool boehm;
+    pthread_t *workers;
+    int nworkers;
+    _Atomic int workers_done;  /* workers that finished their iterations */
+    _Atomic int signals_over;  /* workers may exit: nobody signals them any more */
 };
 
 static void *make(void *arg)
@@ -64,13 +69,17 @@ static void *worker(void *arg)
                           o->id);
             held[k] = o;
         }
-        if (i % 64 == 0)
-            sched_yield(); /* invite preemption mid-stream */
+        if (i % 64 == 0 && !w->workers)
+            sched_yield(); /* invite preemption mid-stream (signals do it otherwise) */
         for (int k = 0; k < n; k++) {
             atomic_store(&held[k]->users, 0);
             gcpool_put(w->pool, held[k]);
         }
     }
+    /* Stay alive while the signaller may still name this thread. */
+    atomic_fetch_add(&w->workers_done, 1);
+    while (w->workers && !atomic_load(&w->signals_over))
+        usleep(100);
     return NULL;
 }
 
@@ -84,27 +93,73 @@ static void *cycler(void *arg)
     return NULL;
 }
 
-static void conserve(int boehm, int threads_per_core)
+/* Loop index: bit 0 the source (sim, Boehm), bit 1 the pin (lock, rseq). */
+static bool use_pin(int rseq)
 {
-    if (!test_use_source(boehm))
+    test_setenv("GCPOOL_PIN", rseq ? "rseq" : "lock");
+    if (rseq && strcmp(gcp_pin_name(), "rseq") != 0) {
+        printf("SKIP: rseq is not available in this process; rseq case skipped\n");
+        return false;
+    }
+    return true;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig; /* arriving inside a sequence is the point */
+}
+
+/* Sends signals to the workers until they are done. */
+static void *signaller(void *arg)
+{
+    struct world *w = arg;
+    while (atomic_load(&w->workers_done) < w->nworkers) {
+        for (int i = 0; i < w->nworkers; i++)
+            pthread_kill(w->workers[i], SIGUSR1);
+        usleep(20);
+    }
+    atomic_store(&w->signals_over, 1);
+    return NULL;
+}
+
+static void conserve(int variant, int threads_per_core, bool signals)
+{
+    int boehm = variant & 1;
+    if (!test_use_source(boehm) || !use_pin(variant >> 1))
         return;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int nthreads = (int)(cores * threads_per_core);
-    struct world w = {.iterations = 20000 / threads_per_core, .boehm = boehm};
+    /* With signals, one thread per core: a signal then mostly finds its thread
+     * running, often inside a sequence. */
+    struct world w = {.iterations = (signals ? 100000 : 20000) / threads_per_core, .boehm = boehm};
     w.capacity = (long)nthreads * w.iterations * 4 + 16;
     w.made = calloc((size_t)w.capacity, sizeof *w.made);
     gcpool_options_t o = {.new_fn = make, .free_fn = release, .arg = &w, .name = "conserve"};
     w.pool = gcpool_create(&o);
     ck_assert_ptr_nonnull(w.pool);
 
-    pthread_t cyc, *t = calloc((size_t)nthreads, sizeof *t);
+    pthread_t cyc, sig, *t = calloc((size_t)nthreads, sizeof *t);
+    w.workers = signals ? t : NULL;
+    w.nworkers = nthreads;
+    uint64_t restarts = gcp_pin_restarts();
+    if (signals) {
+        struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+        sigaction(SIGUSR1, &sa, NULL);
+    }
     ck_assert_int_eq(test_thread_start(&cyc, cycler, &w), 0);
     for (int i = 0; i < nthreads; i++)
         ck_assert_int_eq(test_thread_start(&t[i], worker, &w), 0);
+    if (signals)
+        ck_assert_int_eq(pthread_create(&sig, NULL, signaller, &w), 0);
     for (int i = 0; i < nthreads; i++)
         test_thread_join(t[i]);
+    if (signals)
+        pthread_join(sig, NULL);
     atomic_store(&w.stop_cycles, 1);
     test_thread_join(cyc);
+    restarts = gcp_pin_restarts() - restarts;
+    if (signals && strcmp(gcp_pin_name(), "rseq") == 0)
+        ck_assert_msg(restarts > 0, "signals inside sequences should have restarted some");
 
     uint64_t cycles = gcpool_cycles();
     gcpool_stats_t s;
@@ -126,18 +181,21 @@ static void conserve(int boehm, int threads_per_core)
     ck_assert_uint_eq((uint64_t)made, s.news);
     ck_assert_uint_eq(s.gets, s.hit_private + s.hit_shared + s.hit_steal + s.hit_victim + s.miss);
     ck_assert_uint_gt(cycles, 0);
-    printf("conservation %s x%d: %d threads, %ld objects made, %" PRIu64 " cycles, %" PRIu64
-           " victim hits, %" PRIu64 " steals\n",
-           boehm ? "boehm" : "sim", threads_per_core, nthreads, made, cycles, s.hit_victim,
-           s.hit_steal);
+    printf("conservation %s/%s x%d%s: %d threads, %ld objects made, %" PRIu64 " cycles, %" PRIu64
+           " victim hits, %" PRIu64 " steals, %" PRIu64 " sequences restarted\n",
+           boehm ? "boehm" : "sim", gcp_pin_name(), threads_per_core, signals ? " with signals" : "",
+           nthreads, made, cycles, s.hit_victim, s.hit_steal, restarts);
     free(t);
     free(w.made);
 }
 
-START_TEST(test_conservation_4x) { conserve(_i, 4); }
+START_TEST(test_conservation_4x) { conserve(_i, 4, false); }
 END_TEST
 
-START_TEST(test_conservation_16x) { conserve(_i, 16); }
+START_TEST(test_conservation_16x) { conserve(_i, 16, false); }
+END_TEST
+
+START_TEST(test_conservation_signals) { conserve(_i, 1, true); }
 END_TEST
 
 int main(void)
@@ -145,8 +203,9 @@ int main(void)
     Suite *s = suite_create("conservation");
     TCase *tc = tcase_create("conservation");
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_conservation_4x, 0, 2);
-    tcase_add_loop_test(tc, test_conservation_16x, 0, 2);
+    tcase_add_loop_test(tc, test_conservation_4x, 0, 4);
+    tcase_add_loop_test(tc, test_conservation_16x, 0, 4);
+    tcase_add_loop_test(tc, test_conservation_signals, 0, 4);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -14,6 +14,7 @@
 #ifndef GCPOOL_H
 #define GCPOOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -41,6 +42,8 @@ typedef struct gcpool_options {
                                NULL: objects belong to the collector, which reclaims them */
     void *arg;              /* handed to new_fn and free_fn */
     const char *name;       /* label in statistics; copied; may be NULL */
+    size_t size;            /* optional: the objects' size in bytes, 0 when unknown; checked mode
+                               (GCPOOL_DEBUG=1) poisons cached objects of known size */
 } gcpool_options_t;
 
 /* opts NULL: all defaults.  Returns NULL with errno set on failure (ENOMEM). */

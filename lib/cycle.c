@@ -97,7 +97,6 @@ static void link_pool(void *arg)
                           memory_order_relaxed);
     /* Release: a drain walking the registry without the lock sees p's fields. */
     atomic_store_explicit(&registry, p, memory_order_release);
-    atomic_store_explicit(&p->registered, true, memory_order_release);
 }
 
 static void unlink_pool(void *arg)
@@ -111,7 +110,6 @@ static void unlink_pool(void *arg)
             break;
         }
     }
-    atomic_store_explicit(&p->registered, false, memory_order_relaxed);
 }
 
 void gcp_cycle_register(struct gcpool *p)
@@ -140,9 +138,8 @@ void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg)
 /* ---- the cycle ------------------------------------------------------------- */
 
 /* Rotates one pool's roles.  Registry lock held; may run inside the collector. */
-static void rotate(struct gcpool *p)
+static void rotate(struct gcpool *p, struct gcp_locals *cur)
 {
-    struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_relaxed);
     struct gcp_locals *vic = atomic_load_explicit(&p->vic, memory_order_relaxed);
     struct gcp_locals *drp = atomic_load_explicit(&p->drp, memory_order_relaxed);
     /* Threads that loaded a role before these stores may go on using that
@@ -166,11 +163,12 @@ static void rotate(struct gcpool *p)
 static void drop_or_defer(struct gcpool *p, bool in_collector)
 {
     struct gcp_locals *drp = atomic_load_explicit(&p->drp, memory_order_relaxed);
-    gcp_pool_take_privates(p, drp);
+    gcp_pool_take_privates(p, drp, !in_collector);
     if (in_collector && !p->free_fn) {
         /* No free_fn: dropping is clearing our references, which lets this
          * very collection reclaim the objects. */
-        atomic_store_explicit(&p->last_dropped, gcp_pool_drain(p, drp, false), memory_order_relaxed);
+        atomic_store_explicit(&p->last_dropped, gcp_pool_drain(p, drp, GCP_DRAIN_NO_WAIT),
+                              memory_order_relaxed);
     } else {
         /* free_fn may allocate, which would deadlock inside the collector (and
          * outside it runs after the registry lock is released): the drop waits
@@ -184,14 +182,21 @@ static void drop_or_defer(struct gcpool *p, bool in_collector)
 static void rotate_all(void *in_collector)
 {
     struct gcpool *first = atomic_load_explicit(&registry, memory_order_relaxed);
-    for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed))
-        rotate(p);
+    for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed)) {
+        /* Acquire: pairs with first use's release of cur, so that a pool set
+         * up while we run is either skipped or seen whole. */
+        struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
+        p->rotated = cur != NULL;
+        if (cur)
+            rotate(p, cur);
+    }
     /* Under rseq an owner may still be inside a sequence on an array that just
      * left its role; once the fence returns none is, and none can start (a
      * sequence reads the role afresh), so private slots can be emptied. */
     gcp_pin_fence();
     for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed))
-        drop_or_defer(p, in_collector != NULL);
+        if (p->rotated)
+            drop_or_defer(p, in_collector != NULL);
     atomic_fetch_add_explicit(&cycles, 1, memory_order_relaxed);
     gcp_sim_cycle_done();
 }
@@ -200,7 +205,7 @@ static void drain_one(struct gcpool *p, void *unused)
 {
     (void)unused;
     if (atomic_exchange_explicit(&p->drain_pending, 0, memory_order_relaxed)) {
-        uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), false);
+        uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), 0);
         atomic_store_explicit(&p->last_dropped, n, memory_order_relaxed);
     }
 }
@@ -253,6 +258,68 @@ void gcp_cycle_try(void)
         run_cycle();
         pthread_mutex_unlock(&drain_mutex);
     }
+}
+
+/* ---- fork -------------------------------------------------------------------
+ * A child forked while other threads use pools has only the forking thread: a
+ * lock held by a vanished thread would never be released.  So the fork waits
+ * until it holds every lock the pools have, in the cycle's order (drain_mutex,
+ * registry, each pool's init lock and pins), and both sides release them.
+ * Under Boehm the registry lock is the collector's, which bdwgc's own fork
+ * handling holds across fork; the collector's callback only tries pins, so
+ * holding them here cannot deadlock with it. */
+
+static void each_lock(bool lock)
+{
+    for (struct gcpool *p = atomic_load_explicit(&registry, memory_order_acquire); p;
+         p = atomic_load_explicit(&p->next_pool, memory_order_acquire)) {
+        if (lock)
+            gcp_lock(&p->init_lock);
+        for (int k = 0; k < 3; k++) {
+            struct gcp_locals *a = p->arrays[k]; /* stable: first use holds init_lock */
+            for (unsigned i = 0; a && i < a->n; i++) {
+                if (lock)
+                    gcp_lock(&gcp_local_at(a, i)->pin);
+                else
+                    gcp_unlock(&gcp_local_at(a, i)->pin);
+            }
+        }
+        if (!lock)
+            gcp_unlock(&p->init_lock);
+    }
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&drain_mutex);
+    if (source != GCP_SOURCE_BOEHM)
+        pthread_mutex_lock(&registry_mutex);
+    each_lock(true);
+}
+
+static void fork_parent(void)
+{
+    each_lock(false);
+    if (source != GCP_SOURCE_BOEHM)
+        pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&drain_mutex);
+}
+
+static void fork_child(void)
+{
+    fork_parent();
+    gcp_pin_after_fork(); /* the child is a new process for membarrier */
+}
+
+static void install_fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void gcp_cycle_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_fork_handlers);
 }
 
 uint64_t gcpool_cycles(void)

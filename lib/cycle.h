@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include "pool.h"
 
-/* Adds a pool that has just set up its arrays. */
+/* Installs the fork handlers, once. */
+void gcp_cycle_init(void);
+/* Adds a new pool (cycles skip it until its first use sets up its arrays). */
 void gcp_cycle_register(struct gcpool *p);
 /* Removes a pool; waits for a cycle's drains in progress. */
 void gcp_cycle_unregister(struct gcpool *p);

@@ -7,6 +7,7 @@
 
 #include <linux/futex.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,6 +52,15 @@ static inline void gcp_lock(gcp_lock_t *l)
                          1))
         return;
     gcp_lock_slow(l);
+}
+
+/* true when acquired; never waits. */
+static inline bool gcp_trylock(gcp_lock_t *l)
+{
+    int expected = 0;
+    /* Acquire: pairs with the release in gcp_unlock. */
+    return atomic_compare_exchange_strong_explicit(&l->state, &expected, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
 }
 
 static inline void gcp_unlock(gcp_lock_t *l)

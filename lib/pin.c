@@ -91,6 +91,17 @@ void gcp_pin_fence(void)
 #endif
 }
 
+void gcp_pin_after_fork(void)
+{
+#if defined(GCP_PIN_RSEQ_POSSIBLE) && defined(GCP_HAVE_MEMBARRIER)
+    /* membarrier registrations belong to the address space, and the child has
+     * a new one.  If the child cannot register, it must not use rseq. */
+    if (gcp_pin_rseq &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0)
+        gcp_pin_rseq = false;
+#endif
+}
+
 uint64_t gcp_pin_restarts(void)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE

@@ -200,6 +200,9 @@ const char *gcp_pin_name(void);
  * command aborts them all).  Nothing to do for the lock pin. */
 void gcp_pin_fence(void);
 
+/* In a forked child: registers the child for membarrier's rseq fence. */
+void gcp_pin_after_fork(void);
+
 /* Sequences restarted by the kernel so far (a debug statistic). */
 uint64_t gcp_pin_restarts(void);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cycle.h"
+#include "debug.h"
 #include "env.h"
 #include "glue.h"
 #include "mem.h"
@@ -73,6 +74,8 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     gcp_glue_source();
     gcp_topology();
     gcp_pin_init();
+    gcp_cycle_init();
+    gcp_debug_init();
     gcp_stats_at_exit();
 
     struct gcpool *p = gcp_mem_calloc(sizeof *p);
@@ -84,12 +87,16 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     p->new_fn = opts->new_fn;
     p->free_fn = opts->free_fn;
     p->arg = opts->arg;
+    p->obj_size = opts->size;
     p->index = atomic_fetch_add_explicit(&pools_created, 1, memory_order_relaxed);
     p->ring_min = (uint32_t)gcp_env_long(GCP_ENV_RING_MIN);
     p->ring_max = (uint32_t)gcp_env_long(GCP_ENV_RING_MAX);
     if (p->ring_max < p->ring_min)
         p->ring_max = p->ring_min;
     p->victim_on = gcp_env_long(GCP_ENV_VICTIM) != 0;
+    /* In the registry from the start (reports, fork); cycles skip it until its
+     * first use sets up the arrays. */
+    gcp_cycle_register(p);
     return p;
 }
 
@@ -114,7 +121,6 @@ struct gcp_locals *gcp_pool_first_use(struct gcpool *p)
         /* Release: whoever loads cur sees the arrays set up. */
         atomic_store_explicit(&p->cur, p->arrays[0], memory_order_release);
         cur = p->arrays[0];
-        gcp_cycle_register(p);
     }
     gcp_unlock(&p->init_lock);
     return cur;
@@ -131,28 +137,47 @@ static inline struct gcp_locals *current_array(struct gcpool *p)
 /* One object leaves the pool for good. */
 static void drop(struct gcpool *p, void *obj)
 {
+    if (__builtin_expect(gcp_debug, 0))
+        gcp_debug_dropped(p, obj);
     if (p->free_fn)
         p->free_fn(obj, p->arg);
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
 }
 
-uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, bool with_private)
+/* The collector's callback must never wait for a local's pin: the fork
+ * handlers hold every pin while they wait for the collector's lock.  So it
+ * tries, and leaves a busy local for a later drain (may_wait false). */
+static struct gcp_local *pin_for_cycle(struct gcp_locals *a, unsigned i, bool may_wait)
+{
+    struct gcp_local *l = gcp_local_at(a, i);
+    if (may_wait)
+        gcp_lock(&l->pin);
+    else if (!gcp_trylock(&l->pin))
+        return NULL;
+    return l;
+}
+
+uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, unsigned flags)
 {
     uint64_t n = 0;
+    bool with_private = flags & GCP_DRAIN_PRIVATE;
     for (unsigned i = 0; i < a->n; i++) {
-        struct gcp_local *l = gcp_pin(a, i);
-        void *objs[2] = {l->private_dropped, with_private ? l->private_ : NULL};
-        l->private_dropped = NULL;
-        if (with_private)
-            l->private_ = NULL;
-        gcp_unpin(l);
-        /* free_fn runs outside the pin: it may use pools itself. */
-        for (int k = 0; k < 2; k++) {
-            if (objs[k]) {
-                drop(p, objs[k]);
-                n++;
+        struct gcp_local *l = pin_for_cycle(a, i, !(flags & GCP_DRAIN_NO_WAIT));
+        if (l) {
+            void *objs[2] = {l->private_dropped, with_private ? l->private_ : NULL};
+            l->private_dropped = NULL;
+            if (with_private)
+                l->private_ = NULL;
+            gcp_unpin(l);
+            /* free_fn runs outside the pin: it may use pools itself. */
+            for (int k = 0; k < 2; k++) {
+                if (objs[k]) {
+                    drop(p, objs[k]);
+                    n++;
+                }
             }
         }
+        l = gcp_local_at(a, i);
         void *obj;
         while ((obj = gcp_chain_pop_tail(&l->shared))) {
             drop(p, obj);
@@ -162,11 +187,16 @@ uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, bool with_privat
     return n;
 }
 
-uint64_t gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a)
+bool gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a, bool may_wait)
 {
     uint64_t n = 0;
+    bool all = true;
     for (unsigned i = 0; i < a->n; i++) {
-        struct gcp_local *l = gcp_pin(a, i);
+        struct gcp_local *l = pin_for_cycle(a, i, may_wait);
+        if (!l) {
+            all = false;
+            continue;
+        }
         /* A drop still pending from an earlier cycle holds the spare slot: then
          * the object stays where it is, cached, rather than be lost. */
         if (l->private_ && !l->private_dropped) {
@@ -177,7 +207,7 @@ uint64_t gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a)
         gcp_unpin(l);
     }
     atomic_fetch_add_explicit(&p->private_moved, n, memory_order_relaxed);
-    return n;
+    return all;
 }
 
 uint64_t gcp_pool_count(const struct gcp_locals *a)
@@ -289,7 +319,11 @@ void *gcpool_get(gcpool_t *p)
     }
     /* The hot path: this CPU's private slot (one load and one store under rseq). */
     void *obj = gcp_pin_take_private(&p->cur);
-    return __builtin_expect(obj != NULL, 1) ? obj : get_shared(p);
+    if (__builtin_expect(obj == NULL, 0))
+        obj = get_shared(p);
+    if (__builtin_expect(gcp_debug, 0) && obj)
+        gcp_debug_get(p, obj);
+    return obj;
 }
 
 /* The head ring was full: grow the chain with a ring allocated outside any
@@ -344,8 +378,19 @@ void gcpool_put(gcpool_t *p, void *obj)
         errno = EINVAL;
         return;
     }
+    if (__builtin_expect(obj == NULL, 0))
+        return;
+    if (__builtin_expect(gcp_debug, 0)) {
+        enum gcp_debug_verdict v = gcp_debug_put(p, obj);
+        if (v == GCP_DEBUG_IGNORE)
+            return;
+        if (v == GCP_DEBUG_DROP) {
+            drop(p, obj);
+            return;
+        }
+    }
     /* The hot path: this CPU's private slot, counted by the same store. */
-    if (__builtin_expect(obj != NULL, 1) && !gcp_pin_fill_private(&p->cur, obj))
+    if (!gcp_pin_fill_private(&p->cur, obj))
         put_shared(p, obj);
 }
 
@@ -361,14 +406,15 @@ void gcpool_destroy(gcpool_t *p)
         return;
     }
     /* Out of the registry first, so no cycle can reach the pool any more. */
-    if (atomic_load_explicit(&p->registered, memory_order_acquire))
-        gcp_cycle_unregister(p);
+    gcp_cycle_unregister(p);
     for (int k = 0; k < 3; k++) {
         if (p->arrays[k]) {
-            gcp_pool_drain(p, p->arrays[k], true);
+            gcp_pool_drain(p, p->arrays[k], GCP_DRAIN_PRIVATE);
             locals_free(p->arrays[k]);
         }
     }
+    if (gcp_debug)
+        gcp_debug_destroyed(p);
     free(p->name);
     free(p);
 }

@@ -73,6 +73,7 @@ struct gcpool {
     gcpool_free_fn free_fn;
     void *arg;
     char *name;
+    size_t obj_size;                  /* gcpool_options_t.size: 0 when unknown */
     unsigned index;                   /* creation order: names unnamed pools in reports */
     uint32_t ring_min, ring_max;      /* ring sizes (GCPOOL_RING_MIN, GCPOOL_RING_MAX) */
     bool victim_on;                   /* GCPOOL_VICTIM */
@@ -93,19 +94,21 @@ struct gcpool {
     _Atomic uint64_t private_moved;   /* objects cycles took out of private slots */
     _Atomic uint64_t last_moved, last_dropped; /* the same for the last cycle alone */
 
+    bool rotated;                     /* the cycle in progress rotated it; registry lock */
     /* Registry link: written under the registry lock, walked by drains (cycle.c). */
     struct gcpool *_Atomic next_pool;
-    _Atomic bool registered;
 };
 
 /* Drops every object of array a's chains and private_dropped slots to free_fn,
  * or forgets it when there is none.  Safe at any time, against any concurrent
- * get and put: every removal is exclusive.  with_private: the private slots
- * too, for gcpool_destroy only (no concurrent use).  Returns objects dropped. */
-uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, bool with_private);
+ * get and put: every removal is exclusive.  Returns the objects dropped. */
+#define GCP_DRAIN_PRIVATE 1 /* the private slots too: gcpool_destroy only (no concurrent use) */
+#define GCP_DRAIN_NO_WAIT 2 /* inside the collector: skip a local whose pin is busy */
+uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, unsigned flags);
 /* A cycle, after gcp_pin_fence: moves array a's private objects to
- * private_dropped, where only drains look.  Returns the objects moved. */
-uint64_t gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a);
+ * private_dropped, where only drains look.  may_wait false: skips busy locals
+ * (their objects stay cached).  Returns false when it skipped some. */
+bool gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a, bool may_wait);
 /* Objects array a holds now (a racy snapshot, for statistics). */
 uint64_t gcp_pool_count(const struct gcp_locals *a);
 

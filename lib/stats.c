@@ -22,7 +22,9 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     uint64_t fills = 0, victim_private = 0, privates_now = 0;
-    for (int k = 0; k < 3; k++) {
+    /* Acquire: the arrays exist once cur is published (first use). */
+    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL;
+    for (int k = 0; k < 3 && set_up; k++) {
         const struct gcp_locals *a = p->arrays[k];
         for (unsigned i = 0; a && i < a->n; i++) {
             const struct gcp_local *l = gcp_local_at(a, i);

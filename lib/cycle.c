@@ -278,10 +278,14 @@ static void each_lock(bool lock)
         for (int k = 0; k < 3; k++) {
             struct gcp_locals *a = p->arrays[k]; /* stable: first use holds init_lock */
             for (unsigned i = 0; a && i < a->n; i++) {
-                if (lock)
-                    gcp_lock(&gcp_local_at(a, i)->pin);
-                else
-                    gcp_unlock(&gcp_local_at(a, i)->pin);
+                struct gcp_local *l = gcp_local_at(a, i);
+                if (lock) {
+                    gcp_lock(&l->pin);
+                    gcpool_mutex_lock(&l->locked.mu);
+                } else {
+                    gcpool_mutex_unlock(&l->locked.mu);
+                    gcp_unlock(&l->pin);
+                }
             }
         }
         if (!lock)

@@ -14,6 +14,7 @@
 #include "cycle.h"
 #include "debug.h"
 #include "env.h"
+#include "locked.h"
 #include "glue.h"
 #include "mem.h"
 #include "pin.h"
@@ -59,8 +60,10 @@ static void locals_free(struct gcp_locals *a)
 {
     if (!a)
         return;
-    for (unsigned i = 0; i < a->n; i++)
+    for (unsigned i = 0; i < a->n; i++) {
         gcp_chain_destroy(&gcp_local_at(a, i)->shared);
+        gcp_locked_destroy(&gcp_local_at(a, i)->locked);
+    }
     gcp_mem_free(a->mem);
     free(a);
 }
@@ -94,6 +97,7 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     if (p->ring_max < p->ring_min)
         p->ring_max = p->ring_min;
     p->victim_on = gcp_env_long(GCP_ENV_VICTIM) != 0;
+    p->shared_locked = gcp_env_long(GCP_ENV_SHARED) == GCP_SHARED_LOCKED;
     /* In the registry from the start (reports, fork); cycles skip it until its
      * first use sets up the arrays. */
     gcp_cycle_register(p);
@@ -144,6 +148,14 @@ static void drop(struct gcpool *p, void *obj)
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
 }
 
+/* A thief's end of a local's shared queue: the chain's tail, lock-free; or, in
+ * Go 1.12's locked mode, the last item under the queue's mutex (may_wait
+ * false: give up when it is busy). */
+static void *take_tail(struct gcpool *p, struct gcp_local *l, bool may_wait)
+{
+    return p->shared_locked ? gcp_locked_pop(&l->locked, may_wait) : gcp_chain_pop_tail(&l->shared);
+}
+
 /* The collector's callback must never wait for a local's pin: the fork
  * handlers hold every pin while they wait for the collector's lock.  So it
  * tries, and leaves a busy local for a later drain (may_wait false). */
@@ -179,7 +191,7 @@ uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, unsigned flags)
         }
         l = gcp_local_at(a, i);
         void *obj;
-        while ((obj = gcp_chain_pop_tail(&l->shared))) {
+        while ((obj = take_tail(p, l, !(flags & GCP_DRAIN_NO_WAIT)))) {
             drop(p, obj);
             n++;
         }
@@ -217,6 +229,7 @@ uint64_t gcp_pool_count(const struct gcp_locals *a)
         struct gcp_local *l = gcp_local_at(a, i);
         /* A racy read of private, for statistics only. */
         n += __atomic_load_n(&l->private_, __ATOMIC_RELAXED) != NULL;
+        n += gcp_locked_len(&l->locked);
         for (int k = 0; k < GCP_CHAIN_RINGS; k++) {
             struct gcp_ring *r = atomic_load_explicit(&l->shared.rings[k], memory_order_acquire);
             if (r)
@@ -227,12 +240,12 @@ uint64_t gcp_pool_count(const struct gcp_locals *a)
 }
 
 /* Pops the tail of every other local of a, nearest first. */
-static void *steal(struct gcp_locals *a, unsigned self)
+static void *steal(struct gcpool *p, struct gcp_locals *a, unsigned self)
 {
     const struct gcp_topology *t = gcp_topology();
     const unsigned *order = gcp_topology_steal_order(t, self);
     for (unsigned k = 0; k + 1 < a->n; k++) {
-        void *obj = gcp_chain_pop_tail(&gcp_local_at(a, order[k])->shared);
+        void *obj = take_tail(p, gcp_local_at(a, order[k]), true);
         if (obj)
             return obj;
     }
@@ -249,7 +262,7 @@ static void *from_victim(struct gcpool *p, unsigned self, bool *from_private)
     *from_private = obj != NULL;
     if (obj)
         return obj;
-    if ((obj = gcp_chain_pop_tail(&gcp_local_at(v, self)->shared)) || (obj = steal(v, self)))
+    if ((obj = take_tail(p, gcp_local_at(v, self), true)) || (obj = steal(p, v, self)))
         return obj;
     /* Later gets skip this victim until the next cycle replaces it.  Relaxed:
      * a stale view only costs a wasted or a skipped search. */
@@ -276,7 +289,7 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
 {
     enum source src = FROM_STEAL;
     bool victim_private = false;
-    void *obj = steal(a, self);
+    void *obj = steal(p, a, self);
     if (!obj) {
         obj = from_victim(p, self, &victim_private);
         src = obj ? FROM_VICTIM : FROM_NOWHERE;
@@ -301,7 +314,7 @@ static __attribute__((noinline)) void *get_shared(struct gcpool *p)
         return p->new_fn ? p->new_fn(p->arg) : NULL;
     unsigned self = gcp_current_local(gcp_topology());
     struct gcp_local *l = gcp_pin(a, self);
-    void *obj = gcp_chain_pop_head(&l->shared);
+    void *obj = p->shared_locked ? gcp_locked_pop(&l->locked, true) : gcp_chain_pop_head(&l->shared);
     if (obj) {
         gcp_count(&l->counters.hit_shared, 1);
         gcp_unpin(l);
@@ -365,6 +378,14 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
         return;
     struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
     gcp_count(&l->counters.puts_shared, 1);
+    if (p->shared_locked) {
+        /* Go 1.12: append under the queue's mutex (which may grow the array:
+         * not under the pin, see put_slow). */
+        gcp_unpin(l);
+        if (!gcp_locked_push(&l->locked, obj))
+            drop(p, obj);
+        return;
+    }
     uint32_t want;
     bool done = gcp_chain_push_head(&l->shared, obj, &want, p->ring_min, p->ring_max);
     gcp_unpin(l);

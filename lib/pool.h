@@ -25,6 +25,7 @@
 
 #include "gcpool.h"
 #include "lock.h"
+#include "locked.h"
 #include "ring.h"
 
 /* Counters of one local.  Written only by the thread that owns the local (a
@@ -53,6 +54,7 @@ struct gcp_local {
     gcp_lock_t pin;           /* the lock pin; under rseq, owner operations on the chain */
     void *private_dropped;    /* what a cycle took from private, until drained; under pin */
     struct gcp_chain shared;  /* owner at the head (under pin), thieves at the tail */
+    struct gcp_locked locked; /* instead of shared, in Go 1.12's mode (GCPOOL_SHARED=locked) */
     struct gcp_counters counters;
 };
 
@@ -77,6 +79,7 @@ struct gcpool {
     unsigned index;                   /* creation order: names unnamed pools in reports */
     uint32_t ring_min, ring_max;      /* ring sizes (GCPOOL_RING_MIN, GCPOOL_RING_MAX) */
     bool victim_on;                   /* GCPOOL_VICTIM */
+    bool shared_locked;               /* GCPOOL_SHARED=locked: Go 1.12's locked queues */
     gcp_lock_t init_lock;             /* first use: one thread sets up the arrays */
 
     /* Roles, swapped by cycles.  Acquire loads pair with the release stores of

@@ -118,8 +118,9 @@ void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role)
     if (!a)
         return NULL;
     struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
-    void *obj = l->private_;
-    l->private_ = NULL;
+    /* Relaxed: the pin orders these; atomic only for the statistics' racy reads. */
+    void *obj = atomic_load_explicit(&l->private_, memory_order_relaxed);
+    atomic_store_explicit(&l->private_, NULL, memory_order_relaxed);
     gcp_unpin(l);
     return obj;
 }
@@ -130,9 +131,9 @@ bool gcp_pin_lock_fill_private(struct gcp_locals *_Atomic *role, void *obj)
     if (!a)
         return false;
     struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
-    bool done = l->private_ == NULL;
+    bool done = atomic_load_explicit(&l->private_, memory_order_relaxed) == NULL;
     if (done) {
-        l->private_ = obj;
+        atomic_store_explicit(&l->private_, obj, memory_order_relaxed);
         gcp_count(&l->fills, 1);
     }
     gcp_unpin(l);

@@ -176,10 +176,10 @@ uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, unsigned flags)
     for (unsigned i = 0; i < a->n; i++) {
         struct gcp_local *l = pin_for_cycle(a, i, !(flags & GCP_DRAIN_NO_WAIT));
         if (l) {
-            void *objs[2] = {l->private_dropped, with_private ? l->private_ : NULL};
+            void *objs[2] = {l->private_dropped, NULL};
             l->private_dropped = NULL;
             if (with_private)
-                l->private_ = NULL;
+                objs[1] = atomic_exchange_explicit(&l->private_, NULL, memory_order_relaxed);
             gcp_unpin(l);
             /* free_fn runs outside the pin: it may use pools itself. */
             for (int k = 0; k < 2; k++) {
@@ -211,9 +211,12 @@ bool gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a, bool may_wai
         }
         /* A drop still pending from an earlier cycle holds the spare slot: then
          * the object stays where it is, cached, rather than be lost. */
-        if (l->private_ && !l->private_dropped) {
-            l->private_dropped = l->private_;
-            l->private_ = NULL;
+        /* Relaxed: the pin (lock pin) or the fence (rseq) orders this against
+         * the owners; atomic only for the statistics' racy reads. */
+        void *obj = atomic_load_explicit(&l->private_, memory_order_relaxed);
+        if (obj && !l->private_dropped) {
+            l->private_dropped = obj;
+            atomic_store_explicit(&l->private_, NULL, memory_order_relaxed);
             n++;
         }
         gcp_unpin(l);
@@ -228,7 +231,7 @@ uint64_t gcp_pool_count(const struct gcp_locals *a)
     for (unsigned i = 0; i < a->n; i++) {
         struct gcp_local *l = gcp_local_at(a, i);
         /* A racy read of private, for statistics only. */
-        n += __atomic_load_n(&l->private_, __ATOMIC_RELAXED) != NULL;
+        n += atomic_load_explicit(&l->private_, memory_order_relaxed) != NULL;
         n += gcp_locked_len(&l->locked);
         for (int k = 0; k < GCP_CHAIN_RINGS; k++) {
             struct gcp_ring *r = atomic_load_explicit(&l->shared.rings[k], memory_order_acquire);

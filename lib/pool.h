@@ -49,7 +49,7 @@ static inline void gcp_count(_Atomic uint64_t *c, uint64_t n)
 struct gcp_local {
     /* The private slot and how many objects were ever put in it, side by side
      * so that the rseq put writes both with its one committing store (pin.c). */
-    _Alignas(16) void *private_;
+    _Alignas(16) void *_Atomic private_; /* relaxed accesses: statistics read it racily */
     _Atomic uint64_t fills;
     gcp_lock_t pin;           /* the lock pin; under rseq, owner operations on the chain */
     void *private_dropped;    /* what a cycle took from private, until drained; under pin */

@@ -30,7 +30,7 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
             const struct gcp_local *l = gcp_local_at(a, i);
             const struct gcp_counters *c = &l->counters;
             fills += get(&l->fills);
-            privates_now += __atomic_load_n(&l->private_, __ATOMIC_RELAXED) != NULL;
+            privates_now += atomic_load_explicit(&l->private_, memory_order_relaxed) != NULL;
             victim_private += get(&c->victim_private);
             out->puts += get(&c->puts_shared);
             out->news += get(&c->news);

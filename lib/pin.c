@@ -59,10 +59,15 @@ static void choose(void)
         return;
     }
 #ifdef GCP_PIN_RSEQ_POSSIBLE
+    /* One to one: a CPU the topology gives no local of its own (not allowed at
+     * start, hot-plugged later) gets none here, and its threads take the slow
+     * paths, which fence the sequences of the local they borrow. */
     const struct gcp_topology *t = gcp_topology();
     size_t stride = gcp_local_stride();
-    for (int cpu = 0; cpu < GCP_PIN_MAX_CPUS; cpu++)
-        gcp_pin_cpu_offset[cpu] = gcp_topology_local_of(t, cpu) * stride;
+    for (unsigned cpu = 0; cpu < GCP_PIN_MAX_CPUS; cpu++)
+        gcp_pin_cpu_offset[cpu] = cpu < t->ncpu_table && t->cpu_to_local[cpu] >= 0
+                                      ? (size_t)t->cpu_to_local[cpu] * stride
+                                      : GCP_PIN_NO_LOCAL;
     gcp_pin_rseq = true;
 #endif
 }
@@ -109,6 +114,40 @@ uint64_t gcp_pin_restarts(void)
 #else
     return 0;
 #endif
+}
+
+/* Whether cpu has a local of its own that its sequences use. */
+static bool cpu_has_own_local(int cpu)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    return cpu >= 0 && cpu < GCP_PIN_MAX_CPUS && gcp_pin_cpu_offset[cpu] != GCP_PIN_NO_LOCAL;
+#else
+    (void)cpu;
+    return false;
+#endif
+}
+
+struct gcp_local *gcp_pin_owner(struct gcp_locals *a, unsigned *self)
+{
+    const struct gcp_topology *t = gcp_topology();
+    for (;;) {
+        int cpu = gcp_current_cpu();
+        *self = gcp_topology_local_of(t, cpu);
+        struct gcp_local *l = gcp_pin(a, *self);
+        if (!gcp_pin_rseq)
+            return l;
+        if (!cpu_has_own_local(cpu)) {
+            /* We borrow another CPU's local: abort that CPU's sequences (they
+             * restart, see the pin held and take the slow path).  Rare. */
+            gcp_pin_fence();
+            return l;
+        }
+        /* Still on cpu after taking its lock: any sequence that saw the lock
+         * free has since been preempted by us, so it committed or restarts. */
+        if (gcp_current_cpu() == cpu)
+            return l;
+        gcp_unpin(l); /* migrated meanwhile: the new CPU's local then */
+    }
 }
 
 void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role)

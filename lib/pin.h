@@ -55,7 +55,10 @@ static inline unsigned gcp_current_local(const struct gcp_topology *t)
     return gcp_topology_local_of(t, gcp_current_cpu());
 }
 
-/* Owns local i of array a until gcp_unpin: the local's lock. */
+/* Owns local i of array a until gcp_unpin: the local's lock.  Under rseq this
+ * orders against other lock holders only, not against sequences: use it for
+ * what sequences never touch (counters, private_dropped), and gcp_pin_owner
+ * for the chain's owner operations. */
 static inline struct gcp_local *gcp_pin(struct gcp_locals *a, unsigned i)
 {
     struct gcp_local *l = gcp_local_at(a, i);
@@ -89,13 +92,21 @@ static inline void gcp_unpin(struct gcp_local *l)
 #if defined(__x86_64__) && defined(GCP_HAVE_RSEQ_AREA) && !defined(__SANITIZE_THREAD__)
 #define GCP_PIN_RSEQ_POSSIBLE 1
 
-extern size_t gcp_pin_cpu_offset[GCP_PIN_MAX_CPUS]; /* OS CPU -> byte offset of its local */
+/* OS CPU -> byte offset of its local, or GCP_PIN_NO_LOCAL for a CPU that has
+ * no local of its own (not allowed at start): the table must be one to one,
+ * or two CPUs' sequences would own one local. */
+#define GCP_PIN_NO_LOCAL ((size_t)-1)
+extern size_t gcp_pin_cpu_offset[GCP_PIN_MAX_CPUS];
 extern _Atomic uint64_t gcp_pin_restart_count;
 
 #define GCP_RSEQ_SIG "0x53053053" /* glibc's RSEQ_SIG on x86 */
 
-/* Descriptor (3), abort handler (4) in its own section, then the entry (0). */
-#define GCP_RSEQ_PROLOGUE                                                                      \
+/* Descriptor (3); abort handler (4), in its own section after the signature
+ * the kernel checks, running `undo` then starting over; the entry (0), which
+ * runs `init` and publishes the descriptor; then the critical section (1),
+ * which finds this CPU's local in the array *role points to, in rdx, or goes
+ * to 5 (no local: fail). */
+#define GCP_RSEQ_BEGIN(init, undo)                                                             \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                                       \
     ".balign 32\n\t"                                                                           \
     "3: .long 0, 0\n\t"                                                                        \
@@ -104,19 +115,26 @@ extern _Atomic uint64_t gcp_pin_restart_count;
     ".pushsection __rseq_failure, \"ax\"\n\t"                                                  \
     ".byte 0x0f, 0xb9, 0x3d\n\t"                                                               \
     ".long " GCP_RSEQ_SIG "\n\t"                                                               \
-    "4: lock incq gcp_pin_restart_count(%%rip)\n\t"                                            \
+    "4: " undo "lock incq gcp_pin_restart_count(%%rip)\n\t"                                    \
     "jmp 0f\n\t"                                                                               \
     ".popsection\n\t"                                                                          \
-    "0: leaq 3b(%%rip), %%rax\n\t"                                                             \
+    "0: " init "leaq 3b(%%rip), %%rax\n\t"                                                     \
     "movq %%rax, 8(%[rs])\n\t" /* rs->rseq_cs = &descriptor */                                 \
     "1: movl (%[rs]), %%ecx\n\t" /* cpu_id_start */                                            \
     "cmpl %[max], %%ecx\n\t"                                                                   \
     "jae 5f\n\t"                                                                               \
+    "movq (%[tab], %%rcx, 8), %%rax\n\t"                                                       \
+    "cmpq $-1, %%rax\n\t"                                                                      \
+    "je 5f\n\t"                                                                                \
     "movq (%[role]), %%rdx\n\t"                                                                \
     "testq %%rdx, %%rdx\n\t"                                                                   \
     "jz 5f\n\t"                                                                                \
     "movq %c[base](%%rdx), %%rdx\n\t"                                                          \
-    "addq (%[tab], %%rcx, 8), %%rdx\n\t" /* rdx = this CPU's local */
+    "addq %%rax, %%rdx\n\t" /* rdx = this CPU's local */
+
+#define GCP_RSEQ_INPUTS(role)                                                                  \
+    [rs] "r"(gcp_rseq_area()), [role] "r"(role), [tab] "r"(gcp_pin_cpu_offset),                 \
+        [max] "i"(GCP_PIN_MAX_CPUS), [base] "i"(offsetof(struct gcp_locals, base))
 
 static inline struct rseq *gcp_rseq_area(void)
 {
@@ -126,7 +144,7 @@ static inline struct rseq *gcp_rseq_area(void)
 static inline void *gcp_rseq_take_private(struct gcp_locals *_Atomic *role)
 {
     void *obj;
-    __asm__ __volatile__(GCP_RSEQ_PROLOGUE
+    __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
                          "movq %c[priv](%%rdx), %[obj]\n\t"
                          "testq %[obj], %[obj]\n\t"
                          "jz 2f\n\t"
@@ -135,9 +153,7 @@ static inline void *gcp_rseq_take_private(struct gcp_locals *_Atomic *role)
                          "5: xorl %k[obj], %k[obj]\n\t"
                          "6:\n\t"
                          : [obj] "=&r"(obj)
-                         : [rs] "r"(gcp_rseq_area()), [role] "r"(role), [tab] "r"(gcp_pin_cpu_offset),
-                           [max] "i"(GCP_PIN_MAX_CPUS), [base] "i"(offsetof(struct gcp_locals, base)),
-                           [priv] "i"(offsetof(struct gcp_local, private_))
+                         : GCP_RSEQ_INPUTS(role), [priv] "i"(offsetof(struct gcp_local, private_))
                          : "rax", "rcx", "rdx", "memory", "cc");
     return obj;
 }
@@ -145,7 +161,7 @@ static inline void *gcp_rseq_take_private(struct gcp_locals *_Atomic *role)
 static inline bool gcp_rseq_fill_private(struct gcp_locals *_Atomic *role, void *obj)
 {
     int done;
-    __asm__ __volatile__(GCP_RSEQ_PROLOGUE
+    __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
                          "xorl %[done], %[done]\n\t"
                          "cmpq $0, %c[priv](%%rdx)\n\t"
                          "jne 2f\n\t"
@@ -160,11 +176,128 @@ static inline bool gcp_rseq_fill_private(struct gcp_locals *_Atomic *role, void 
                          "5: xorl %[done], %[done]\n\t"
                          "6:\n\t"
                          : [done] "=&r"(done)
-                         : [rs] "r"(gcp_rseq_area()), [role] "r"(role), [tab] "r"(gcp_pin_cpu_offset),
-                           [max] "i"(GCP_PIN_MAX_CPUS), [base] "i"(offsetof(struct gcp_locals, base)),
-                           [priv] "i"(offsetof(struct gcp_local, private_)), [obj] "r"(obj)
+                         : GCP_RSEQ_INPUTS(role), [priv] "i"(offsetof(struct gcp_local, private_)),
+                           [obj] "r"(obj)
                          : "rax", "rcx", "rdx", "xmm0", "xmm1", "memory", "cc");
     return done;
+}
+
+/* Adds one to the 64-bit counter at byte offset off of this CPU's local: the
+ * increment is the commit (one instruction, so a preempted thread cannot
+ * lose another's update). */
+static inline bool gcp_rseq_count(struct gcp_locals *_Atomic *role, size_t off)
+{
+    int done;
+    __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
+                         "movl $1, %[done]\n\t"
+                         "incq (%%rdx, %[off])\n\t" /* commit */
+                         "2: jmp 6f\n\t"
+                         "5: xorl %[done], %[done]\n\t"
+                         "6:\n\t"
+                         : [done] "=&r"(done)
+                         : GCP_RSEQ_INPUTS(role), [off] "r"(off)
+                         : "rax", "rcx", "rdx", "memory", "cc");
+    return done;
+}
+
+/* The chain's owner operations on its head ring, as sequences.  They give up
+ * (false, NULL) whenever anything is not simple: the local's pin is held (a
+ * slow path is changing the chain), no head ring, the ring full or empty, a
+ * thief's CAS won the race.  The slow path then does it under the pin. */
+#define GCP_CHAIN_OFFSETS                                                                      \
+    [pin] "i"(offsetof(struct gcp_local, pin)),                                                 \
+        [head] "i"(offsetof(struct gcp_local, shared) + offsetof(struct gcp_chain, head)),      \
+        [rings] "i"(offsetof(struct gcp_local, shared) + offsetof(struct gcp_chain, rings)),    \
+        [size] "i"(offsetof(struct gcp_ring, size)), [slots] "i"(offsetof(struct gcp_ring, slots))
+
+/* The ring's head_tail, head in ecx; rdx becomes the ring. */
+#define GCP_RSEQ_HEAD_RING                                                                     \
+    "cmpl $0, %c[pin](%%rdx)\n\t"                                                              \
+    "jne 5f\n\t"                                                                               \
+    "movl %c[head](%%rdx), %%eax\n\t"                                                          \
+    "cmpl $-1, %%eax\n\t"                                                                      \
+    "je 5f\n\t"                                                                                \
+    "movq %c[rings](%%rdx, %%rax, 8), %%rdx\n\t"                                               \
+    "movq (%%rdx), %%rax\n\t" /* head_tail */                                                  \
+    "movq %%rax, %%rcx\n\t"                                                                    \
+    "shrq $32, %%rcx\n\t"     /* ecx = head, eax = tail */
+
+/* Push: the slot store comes before the committing increment of head, so an
+ * abort between them would leave a ghost in a slot nobody owns (design.md's
+ * hazard).  r11 names that slot from just before the store; the abort handler
+ * takes our object back out of it with a CAS (it may already hold nothing, or
+ * never have held it), so an aborted push leaves nothing behind. */
+static inline bool gcp_rseq_chain_push(struct gcp_locals *_Atomic *role, void *obj)
+{
+    int done;
+    __asm__ __volatile__(
+        GCP_RSEQ_BEGIN("xorl %%r11d, %%r11d\n\t",
+                       "testq %%r11, %%r11\n\t"
+                       "jz 7f\n\t"
+                       "movq %[obj], %%rax\n\t"
+                       "xorl %%ecx, %%ecx\n\t"
+                       "lock cmpxchgq %%rcx, (%%r11)\n\t"
+                       "7: ")
+        "xorl %[done], %[done]\n\t"
+        GCP_RSEQ_HEAD_RING
+        "movl %%ecx, %%r8d\n\t"
+        "subl %%eax, %%r8d\n\t"       /* head - tail */
+        "cmpl %c[size](%%rdx), %%r8d\n\t"
+        "jae 5f\n\t"                  /* full */
+        "movl %c[size](%%rdx), %%r8d\n\t"
+        "decl %%r8d\n\t"
+        "andl %%ecx, %%r8d\n\t"
+        "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
+        "cmpq $0, (%%r8)\n\t"
+        "jne 5f\n\t"                  /* a thief has not cleared it yet */
+        "movq %%r8, %%r11\n\t"        /* from here an abort undoes the slot */
+        "movq %[obj], (%%r8)\n\t"
+        "movl $1, %[done]\n\t"
+        "lock addq %[one], (%%rdx)\n\t" /* commit: head + 1 publishes the slot */
+        "2: jmp 6f\n\t"
+        "5: xorl %[done], %[done]\n\t"
+        "6:\n\t"
+        : [done] "=&r"(done)
+        : GCP_RSEQ_INPUTS(role), GCP_CHAIN_OFFSETS, [obj] "r"(obj), [one] "r"((uint64_t)1 << 32)
+        : "rax", "rcx", "rdx", "r8", "r11", "memory", "cc");
+    return done;
+}
+
+/* Pop: reads the object at head - 1, then one CAS moving head back commits;
+ * it fails if a thief moved the tail meanwhile.  The slot is cleared after
+ * the commit: until then a push sees it taken and goes to the slow path. */
+static inline void *gcp_rseq_chain_pop(struct gcp_locals *_Atomic *role)
+{
+    void *obj;
+    void **slot;
+    __asm__ __volatile__(
+        GCP_RSEQ_BEGIN("", "")
+        "xorl %k[slot], %k[slot]\n\t"
+        GCP_RSEQ_HEAD_RING
+        "cmpl %%eax, %%ecx\n\t"
+        "je 5f\n\t"                   /* empty */
+        "decl %%ecx\n\t"
+        "movl %c[size](%%rdx), %%r8d\n\t"
+        "decl %%r8d\n\t"
+        "andl %%ecx, %%r8d\n\t"
+        "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
+        "movq (%%r8), %[obj]\n\t"
+        "movq %%rax, %%rcx\n\t"
+        "subq %[one], %%rcx\n\t"      /* head - 1, same tail */
+        "lock cmpxchgq %%rcx, (%%rdx)\n\t" /* commit, if head_tail did not move */
+        "2: jne 5f\n\t"
+        "movq %%r8, %[slot]\n\t"
+        "jmp 6f\n\t"
+        "5: xorl %k[obj], %k[obj]\n\t"
+        "6:\n\t"
+        : [obj] "=&r"(obj), [slot] "=&r"(slot)
+        : GCP_RSEQ_INPUTS(role), GCP_CHAIN_OFFSETS, [one] "r"((uint64_t)1 << 32)
+        : "rax", "rcx", "rdx", "r8", "memory", "cc");
+    if (slot)
+        /* Ours since the commit; relaxed: a thief never reads a slot at or
+         * beyond head, and a push by this CPU waits for NULL. */
+        __atomic_store_n(slot, NULL, __ATOMIC_RELAXED);
+    return obj;
 }
 #endif
 
@@ -188,6 +321,47 @@ static inline bool gcp_pin_fill_private(struct gcp_locals *_Atomic *role, void *
 #endif
     return gcp_pin_lock_fill_private(role, obj);
 }
+
+/* The chain's fast paths and their counting: under rseq only; false/NULL
+ * sends the caller to the slow path (gcp_pin_owner, counters under the pin). */
+static inline bool gcp_pin_chain_push(struct gcp_locals *_Atomic *role, void *obj)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    if (gcp_pin_rseq)
+        return gcp_rseq_chain_push(role, obj);
+#endif
+    (void)role, (void)obj;
+    return false;
+}
+
+static inline void *gcp_pin_chain_pop(struct gcp_locals *_Atomic *role)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    if (gcp_pin_rseq)
+        return gcp_rseq_chain_pop(role);
+#endif
+    (void)role;
+    return NULL;
+}
+
+/* Adds one to the seq counter at offset off of this CPU's local; false on a
+ * CPU without a local (or without rseq): count under the pin instead. */
+static inline bool gcp_pin_count(struct gcp_locals *_Atomic *role, size_t off)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    if (gcp_pin_rseq)
+        return gcp_rseq_count(role, off);
+#endif
+    (void)role, (void)off;
+    return false;
+}
+
+/* Owns this CPU's local in array a for the chain's owner operations: its
+ * lock, and under rseq also the guarantee that no sequence on that local is
+ * still running (each checks the lock before it commits): either this thread
+ * is on the local's CPU after taking the lock, so any sequence there was
+ * preempted and will restart, or a fence aborts them.  *self: the local. */
+struct gcp_local *gcp_pin_owner(struct gcp_locals *a, unsigned *self);
 
 /* Chooses the method (GCPOOL_PIN); idempotent, thread-safe. */
 void gcp_pin_init(void);

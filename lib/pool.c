@@ -309,15 +309,36 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
     return p->new_fn(p->arg);
 }
 
+/* Counts a chain operation done by a sequence: by a sequence too, or under
+ * the pin on a CPU without a local of its own. */
+static void count_seq(struct gcpool *p, struct gcp_locals *a, size_t seq_off, size_t pinned_off)
+{
+    if (gcp_pin_count(&p->cur, seq_off))
+        return;
+    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+    gcp_count((_Atomic uint64_t *)((char *)l + pinned_off), 1);
+    gcp_unpin(l);
+}
+
+#define SEQ_HIT_SHARED offsetof(struct gcp_local, seq.hit_shared), \
+                       offsetof(struct gcp_local, counters.hit_shared)
+#define SEQ_PUTS_SHARED offsetof(struct gcp_local, seq.puts_shared), \
+                        offsetof(struct gcp_local, counters.puts_shared)
+
 /* A get that found this CPU's private slot empty. */
 static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
     struct gcp_locals *a = current_array(p);
     if (!a) /* no memory for locals: behave as an empty pool */
         return p->new_fn ? p->new_fn(p->arg) : NULL;
-    unsigned self = gcp_current_local(gcp_topology());
-    struct gcp_local *l = gcp_pin(a, self);
-    void *obj = p->shared_locked ? gcp_locked_pop(&l->locked, true) : gcp_chain_pop_head(&l->shared);
+    void *obj;
+    if (!p->shared_locked && (obj = gcp_pin_chain_pop(&p->cur))) {
+        count_seq(p, a, SEQ_HIT_SHARED);
+        return obj;
+    }
+    unsigned self;
+    struct gcp_local *l = gcp_pin_owner(a, &self);
+    obj = p->shared_locked ? gcp_locked_pop(&l->locked, true) : gcp_chain_pop_head(&l->shared);
     if (obj) {
         gcp_count(&l->counters.hit_shared, 1);
         gcp_unpin(l);
@@ -351,7 +372,8 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
     struct gcp_ring *r = want ? gcp_ring_new(want) : NULL;
     struct gcp_locals *a = current_array(p);
     if (a) {
-        struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+        unsigned self;
+        struct gcp_local *l = gcp_pin_owner(a, &self);
         uint32_t again;
         bool done = gcp_chain_push_head(&l->shared, obj, &again, p->ring_min, p->ring_max);
         if (!done && r && gcp_chain_push_ring(&l->shared, r, obj)) {
@@ -379,7 +401,12 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
     }
     if (gcp_pin_fill_private(&p->cur, obj)) /* first use just set up the arrays */
         return;
-    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
+    if (!p->shared_locked && gcp_pin_chain_push(&p->cur, obj)) {
+        count_seq(p, a, SEQ_PUTS_SHARED);
+        return;
+    }
+    unsigned self;
+    struct gcp_local *l = gcp_pin_owner(a, &self);
     gcp_count(&l->counters.puts_shared, 1);
     if (p->shared_locked) {
         /* Go 1.12: append under the queue's mutex (which may grow the array:

@@ -39,6 +39,12 @@ struct gcp_counters {
     _Atomic uint64_t victim_private; /* the part of hit_victim taken from a victim's private slot */
 };
 
+/* The same for the chain's rseq fast paths, written only by sequences (a
+ * sequence and a pin holder on another CPU must not share a counter). */
+struct gcp_seq_counters {
+    _Atomic uint64_t hit_shared, puts_shared;
+};
+
 static inline void gcp_count(_Atomic uint64_t *c, uint64_t n)
 {
     /* Relaxed: only the pin holder writes, readers only need an untorn value. */
@@ -56,6 +62,7 @@ struct gcp_local {
     struct gcp_chain shared;  /* owner at the head (under pin), thieves at the tail */
     struct gcp_locked locked; /* instead of shared, in Go 1.12's mode (GCPOOL_SHARED=locked) */
     struct gcp_counters counters;
+    struct gcp_seq_counters seq;
 };
 
 struct gcp_locals {

@@ -34,7 +34,8 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
             victim_private += get(&c->victim_private);
             out->puts += get(&c->puts_shared);
             out->news += get(&c->news);
-            out->hit_shared += get(&c->hit_shared);
+            out->hit_shared += get(&c->hit_shared) + get(&l->seq.hit_shared);
+            out->puts += get(&l->seq.puts_shared);
             out->hit_steal += get(&c->hit_steal);
             out->hit_victim += get(&c->hit_victim);
             out->miss += get(&c->miss);

@@ -144,6 +144,7 @@ START_TEST(test_boehm_keeps_cached)
         return;
     gcpool_t *p = gcpool_create(NULL);
     atomic_store(&finalized, 0);
+    test_pin_to_one_cpu(); /* another CPU's private slot is not stealable */
     put_finalizable(p);
     scrub_stack();
     /* One collection: the objects are in the victim cache, still the pool's. */
@@ -182,6 +183,39 @@ START_TEST(test_boehm_one_cycle_per_collection)
     /* gcpool_collect runs a cycle without a collection. */
     gcpool_collect();
     ck_assert_uint_eq(gcpool_cycles(), before + 6);
+    gcpool_destroy(p);
+}
+END_TEST
+
+/* A thread created with plain pthread_create and registered with the
+ * collector by hand: its cached objects survive collections like anyone's. */
+static void *registered_worker(void *arg)
+{
+    gcpool_t *p = arg;
+    struct GC_stack_base sb;
+    ck_assert_int_eq(GC_get_stack_base(&sb), GC_SUCCESS);
+    GC_register_my_thread(&sb);
+    test_pin_to_one_cpu(); /* another CPU's private slot is not stealable */
+    put_finalizable(p);
+    scrub_stack();
+    GC_gcollect(); /* one cycle: in the victim, still alive */
+    GC_invoke_finalizers();
+    ck_assert_int_eq(atomic_load(&finalized), 0);
+    get_all(p, N_FIN);
+    GC_unregister_my_thread();
+    return NULL;
+}
+
+START_TEST(test_boehm_registered_thread)
+{
+    if (!test_use_source(1))
+        return;
+    GC_allow_register_threads();
+    gcpool_t *p = gcpool_create(NULL);
+    atomic_store(&finalized, 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, registered_worker, p), 0);
+    pthread_join(t, NULL);
     gcpool_destroy(p);
 }
 END_TEST
@@ -282,6 +316,7 @@ int main(void)
     TCase *boehm = tcase_create("binding");
     tcase_add_test(boehm, test_boehm_keeps_cached);
     tcase_add_test(boehm, test_boehm_one_cycle_per_collection);
+    tcase_add_test(boehm, test_boehm_registered_thread);
     tcase_add_test(boehm, test_sim_when_boehm_not_initialised);
     tcase_add_test(boehm, test_each_cpu_own_local);
     suite_add_tcase(s, boehm);

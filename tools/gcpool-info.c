@@ -23,19 +23,21 @@ enum { EXIT_TOPOLOGY = 1, EXIT_USAGE = 2 };
 
 struct options {
     bool json;
+    bool env_markdown; /* --env-markdown: the README's table, and nothing else */
     bool steal;     /* --steal-order given */
     unsigned local; /* its argument */
 };
 
 static void usage(FILE *out)
 {
-    fputs("Usage: gcpool-info [--json] [--steal-order L] [--help]\n"
+    fputs("Usage: gcpool-info [--json] [--steal-order L] [--env-markdown] [--help]\n"
           "Shows how gcpool sees this machine: version, cycle source, pin method,\n"
           "cache line and local size, the CPU -> local table and every GCPOOL_*\n"
           "variable in force.  HWLOC_XMLFILE=file.xml or HWLOC_SYNTHETIC=\"...\"\n"
           "describe another machine instead.\n"
           "  --json           one JSON object instead of text\n"
           "  --steal-order L  also the locals local L steals from, in order\n"
+          "  --env-markdown   the GCPOOL_* variables as the README's Markdown table\n"
           "  --help           this text\n",
           out);
 }
@@ -65,6 +67,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
         {"steal-order", required_argument, NULL, 's'},
+        {"env-markdown", no_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -79,6 +82,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->steal = true;
             if (parse_local(optarg, &o->local) < 0)
                 return -1;
+            break;
+        case 'm':
+            o->env_markdown = true;
             break;
         case 'h':
             usage(stdout);
@@ -157,6 +163,10 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    if (o.env_markdown) { /* needs no machine: printed from lib/env.c's table */
+        gcp_env_print_markdown(stdout);
+        return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_TOPOLOGY;
+    }
 
     const struct gcp_topology *t = gcp_topology();
     if (!t->from_hwloc) {

@@ -110,6 +110,7 @@ static void test_release(bool drain)
     if (!test_use_source(1))
         return;
     gcpool_t *p = gcpool_create(NULL);
+    test_pin_to_one_cpu(); /* get_all must reach every private slot used */
     for (int attempt = 0; attempt < 3; attempt++) {
         atomic_store(&finalized, 0);
         put_finalizable(p);

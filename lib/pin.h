@@ -158,44 +158,29 @@ static inline void *gcp_rseq_take_private(struct gcp_locals *_Atomic *role)
     return obj;
 }
 
+/* The fill is counted by one increment just after the commit, on the local
+ * the sequence used.  Not inside the sequence: only one store may commit,
+ * and a 16-byte store of slot and count together costs the pair 65% here
+ * (perf/count-overhead).  One instruction cannot be split by preemption, so
+ * this CPU's threads never lose each other's counts; a thread migrated in the
+ * one instruction between commit and increment, racing a thread of the old
+ * CPU on the same counter at that very moment, could lose one count: a
+ * statistic off by one, never an object. */
 static inline bool gcp_rseq_fill_private(struct gcp_locals *_Atomic *role, void *obj)
 {
     int done;
     __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
-                         "xorl %[done], %[done]\n\t"
                          "cmpq $0, %c[priv](%%rdx)\n\t"
-                         "jne 2f\n\t"
-                         "movq %c[priv]+8(%%rdx), %%rax\n\t" /* fills + 1 */
-                         "incq %%rax\n\t"
-                         "movq %[obj], %%xmm0\n\t"
-                         "movq %%rax, %%xmm1\n\t"
-                         "punpcklqdq %%xmm1, %%xmm0\n\t"
+                         "jne 5f\n\t"
+                         "movq %[obj], %c[priv](%%rdx)\n\t" /* commit */
+                         "2: incq %c[fills](%%rdx)\n\t"
                          "movl $1, %[done]\n\t"
-                         "movdqa %%xmm0, %c[priv](%%rdx)\n\t" /* commit: private and fills at once */
-                         "2: jmp 6f\n\t"
+                         "jmp 6f\n\t"
                          "5: xorl %[done], %[done]\n\t"
                          "6:\n\t"
                          : [done] "=&r"(done)
                          : GCP_RSEQ_INPUTS(role), [priv] "i"(offsetof(struct gcp_local, private_)),
-                           [obj] "r"(obj)
-                         : "rax", "rcx", "rdx", "xmm0", "xmm1", "memory", "cc");
-    return done;
-}
-
-/* Adds one to the 64-bit counter at byte offset off of this CPU's local: the
- * increment is the commit (one instruction, so a preempted thread cannot
- * lose another's update). */
-static inline bool gcp_rseq_count(struct gcp_locals *_Atomic *role, size_t off)
-{
-    int done;
-    __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
-                         "movl $1, %[done]\n\t"
-                         "incq (%%rdx, %[off])\n\t" /* commit */
-                         "2: jmp 6f\n\t"
-                         "5: xorl %[done], %[done]\n\t"
-                         "6:\n\t"
-                         : [done] "=&r"(done)
-                         : GCP_RSEQ_INPUTS(role), [off] "r"(off)
+                           [fills] "i"(offsetof(struct gcp_local, fills)), [obj] "r"(obj)
                          : "rax", "rcx", "rdx", "memory", "cc");
     return done;
 }
@@ -210,13 +195,14 @@ static inline bool gcp_rseq_count(struct gcp_locals *_Atomic *role, size_t off)
         [rings] "i"(offsetof(struct gcp_local, shared) + offsetof(struct gcp_chain, rings)),    \
         [size] "i"(offsetof(struct gcp_ring, size)), [slots] "i"(offsetof(struct gcp_ring, slots))
 
-/* The ring's head_tail, head in ecx; rdx becomes the ring. */
+/* The ring's head_tail, head in ecx; r9 keeps the local, rdx becomes the ring. */
 #define GCP_RSEQ_HEAD_RING                                                                     \
     "cmpl $0, %c[pin](%%rdx)\n\t"                                                              \
     "jne 5f\n\t"                                                                               \
     "movl %c[head](%%rdx), %%eax\n\t"                                                          \
     "cmpl $-1, %%eax\n\t"                                                                      \
     "je 5f\n\t"                                                                                \
+    "movq %%rdx, %%r9\n\t"                                                                     \
     "movq %c[rings](%%rdx, %%rax, 8), %%rdx\n\t"                                               \
     "movq (%%rdx), %%rax\n\t" /* head_tail */                                                  \
     "movq %%rax, %%rcx\n\t"                                                                    \
@@ -254,12 +240,14 @@ static inline bool gcp_rseq_chain_push(struct gcp_locals *_Atomic *role, void *o
         "movq %[obj], (%%r8)\n\t"
         "movl $1, %[done]\n\t"
         "lock addq %[one], (%%rdx)\n\t" /* commit: head + 1 publishes the slot */
-        "2: jmp 6f\n\t"
+        "2: incq %c[count](%%r9)\n\t"   /* counted as the private fill is */
+        "jmp 6f\n\t"
         "5: xorl %[done], %[done]\n\t"
         "6:\n\t"
         : [done] "=&r"(done)
-        : GCP_RSEQ_INPUTS(role), GCP_CHAIN_OFFSETS, [obj] "r"(obj), [one] "r"((uint64_t)1 << 32)
-        : "rax", "rcx", "rdx", "r8", "r11", "memory", "cc");
+        : GCP_RSEQ_INPUTS(role), GCP_CHAIN_OFFSETS, [obj] "r"(obj), [one] "r"((uint64_t)1 << 32),
+          [count] "i"(offsetof(struct gcp_local, seq.puts_shared))
+        : "rax", "rcx", "rdx", "r8", "r9", "r11", "memory", "cc");
     return done;
 }
 
@@ -286,13 +274,15 @@ static inline void *gcp_rseq_chain_pop(struct gcp_locals *_Atomic *role)
         "subq %[one], %%rcx\n\t"      /* head - 1, same tail */
         "lock cmpxchgq %%rcx, (%%rdx)\n\t" /* commit, if head_tail did not move */
         "2: jne 5f\n\t"
+        "incq %c[count](%%r9)\n\t"
         "movq %%r8, %[slot]\n\t"
         "jmp 6f\n\t"
         "5: xorl %k[obj], %k[obj]\n\t"
         "6:\n\t"
         : [obj] "=&r"(obj), [slot] "=&r"(slot)
-        : GCP_RSEQ_INPUTS(role), GCP_CHAIN_OFFSETS, [one] "r"((uint64_t)1 << 32)
-        : "rax", "rcx", "rdx", "r8", "memory", "cc");
+        : GCP_RSEQ_INPUTS(role), GCP_CHAIN_OFFSETS, [one] "r"((uint64_t)1 << 32),
+          [count] "i"(offsetof(struct gcp_local, seq.hit_shared))
+        : "rax", "rcx", "rdx", "r8", "r9", "memory", "cc");
     if (slot)
         /* Ours since the commit; relaxed: a thief never reads a slot at or
          * beyond head, and a push by this CPU waits for NULL. */
@@ -322,8 +312,8 @@ static inline bool gcp_pin_fill_private(struct gcp_locals *_Atomic *role, void *
     return gcp_pin_lock_fill_private(role, obj);
 }
 
-/* The chain's fast paths and their counting: under rseq only; false/NULL
- * sends the caller to the slow path (gcp_pin_owner, counters under the pin). */
+/* The chain's fast paths, counted in the local's seq counters: under rseq
+ * only; false/NULL sends the caller to the slow path (gcp_pin_owner). */
 static inline bool gcp_pin_chain_push(struct gcp_locals *_Atomic *role, void *obj)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
@@ -342,18 +332,6 @@ static inline void *gcp_pin_chain_pop(struct gcp_locals *_Atomic *role)
 #endif
     (void)role;
     return NULL;
-}
-
-/* Adds one to the seq counter at offset off of this CPU's local; false on a
- * CPU without a local (or without rseq): count under the pin instead. */
-static inline bool gcp_pin_count(struct gcp_locals *_Atomic *role, size_t off)
-{
-#ifdef GCP_PIN_RSEQ_POSSIBLE
-    if (gcp_pin_rseq)
-        return gcp_rseq_count(role, off);
-#endif
-    (void)role, (void)off;
-    return false;
 }
 
 /* Owns this CPU's local in array a for the chain's owner operations: its

@@ -309,22 +309,6 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
     return p->new_fn(p->arg);
 }
 
-/* Counts a chain operation done by a sequence: by a sequence too, or under
- * the pin on a CPU without a local of its own. */
-static void count_seq(struct gcpool *p, struct gcp_locals *a, size_t seq_off, size_t pinned_off)
-{
-    if (gcp_pin_count(&p->cur, seq_off))
-        return;
-    struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
-    gcp_count((_Atomic uint64_t *)((char *)l + pinned_off), 1);
-    gcp_unpin(l);
-}
-
-#define SEQ_HIT_SHARED offsetof(struct gcp_local, seq.hit_shared), \
-                       offsetof(struct gcp_local, counters.hit_shared)
-#define SEQ_PUTS_SHARED offsetof(struct gcp_local, seq.puts_shared), \
-                        offsetof(struct gcp_local, counters.puts_shared)
-
 /* A get that found this CPU's private slot empty. */
 static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
@@ -332,10 +316,8 @@ static __attribute__((noinline)) void *get_shared(struct gcpool *p)
     if (!a) /* no memory for locals: behave as an empty pool */
         return p->new_fn ? p->new_fn(p->arg) : NULL;
     void *obj;
-    if (!p->shared_locked && (obj = gcp_pin_chain_pop(&p->cur))) {
-        count_seq(p, a, SEQ_HIT_SHARED);
+    if (!p->shared_locked && (obj = gcp_pin_chain_pop(&p->cur)))
         return obj;
-    }
     unsigned self;
     struct gcp_local *l = gcp_pin_owner(a, &self);
     obj = p->shared_locked ? gcp_locked_pop(&l->locked, true) : gcp_chain_pop_head(&l->shared);
@@ -394,17 +376,17 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
 /* A put that found this CPU's private slot taken. */
 static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
 {
-    struct gcp_locals *a = current_array(p);
-    if (!a) {
-        drop(p, obj);
-        return;
+    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    if (!a) { /* first use: set up the arrays, then the private slot is free */
+        if (!(a = gcp_pool_first_use(p))) {
+            drop(p, obj);
+            return;
+        }
+        if (gcp_pin_fill_private(&p->cur, obj))
+            return;
     }
-    if (gcp_pin_fill_private(&p->cur, obj)) /* first use just set up the arrays */
+    if (!p->shared_locked && gcp_pin_chain_push(&p->cur, obj))
         return;
-    if (!p->shared_locked && gcp_pin_chain_push(&p->cur, obj)) {
-        count_seq(p, a, SEQ_PUTS_SHARED);
-        return;
-    }
     unsigned self;
     struct gcp_local *l = gcp_pin_owner(a, &self);
     gcp_count(&l->counters.puts_shared, 1);

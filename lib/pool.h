@@ -39,8 +39,9 @@ struct gcp_counters {
     _Atomic uint64_t victim_private; /* the part of hit_victim taken from a victim's private slot */
 };
 
-/* The same for the chain's rseq fast paths, written only by sequences (a
- * sequence and a pin holder on another CPU must not share a counter). */
+/* The same for the chain's rseq fast paths, incremented just after their
+ * commit (pin.h says why not inside): a pin holder on another CPU must not
+ * share a counter with them. */
 struct gcp_seq_counters {
     _Atomic uint64_t hit_shared, puts_shared;
 };
@@ -53,10 +54,8 @@ static inline void gcp_count(_Atomic uint64_t *c, uint64_t n)
 }
 
 struct gcp_local {
-    /* The private slot and how many objects were ever put in it, side by side
-     * so that the rseq put writes both with its one committing store (pin.c). */
-    _Alignas(16) void *_Atomic private_; /* relaxed accesses: statistics read it racily */
-    _Atomic uint64_t fills;
+    void *_Atomic private_;   /* relaxed accesses: statistics read it racily */
+    _Atomic uint64_t fills;   /* objects ever put in private (pin.h says how counted) */
     gcp_lock_t pin;           /* the lock pin; under rseq, owner operations on the chain */
     void *private_dropped;    /* what a cycle took from private, until drained; under pin */
     struct gcp_chain shared;  /* owner at the head (under pin), thieves at the tail */

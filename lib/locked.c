@@ -7,7 +7,7 @@
 
 void gcp_locked_destroy(struct gcp_locked *q)
 {
-    gcp_mem_free(q->items);
+    gcp_mem_free_traced(q->items);
     memset(q, 0, sizeof *q);
 }
 
@@ -30,17 +30,20 @@ bool gcp_locked_push(struct gcp_locked *q, void *obj)
             /* Relaxed atomic store: statistics read len without the mutex. */
             __atomic_store_n(&q->len, q->len + 1, __ATOMIC_RELAXED);
             gcpool_mutex_unlock(&q->mu);
-            gcp_mem_free(old);
-            gcp_mem_free(grown); /* another thread grew it first */
+            gcp_mem_free_traced(old);
+            gcp_mem_free_traced(grown); /* another thread grew it first */
             return true;
         }
         uint32_t want = q->cap ? q->cap * 2 : 8;
         gcpool_mutex_unlock(&q->mu);
         /* Allocate outside the mutex: under Boehm an allocation may wait for
          * the collector, whose callback may want this mutex. */
-        gcp_mem_free(grown);
+        gcp_mem_free_traced(grown);
         grown_cap = 0;
-        if (!(grown = gcp_mem_alloc(want * sizeof *grown)))
+        /* Traced, not uncollectable: under Boehm an array swapped out is
+         * reclaimed once unreachable, and never scanned again (a freed
+         * uncollectable block was seen to keep its old pointers alive). */
+        if (!(grown = gcp_mem_alloc_traced(want * sizeof *grown)))
             return false;
         grown_cap = want;
     }

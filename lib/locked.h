@@ -12,7 +12,7 @@
 
 struct gcp_locked {
     gcpool_mutex_t mu;
-    void **items;  /* collector-visible memory (mem.h); under mu */
+    void **items;  /* traced memory (mem.h), reached from the local; under mu */
     uint32_t len;  /* under mu; read racily for statistics */
     uint32_t cap;  /* under mu */
 };

@@ -40,6 +40,22 @@ void gcp_mem_free(void *p)
         free(p);
 }
 
+void *gcp_mem_alloc_traced(size_t size)
+{
+    void *p = NULL;
+    if (!should_fail())
+        p = gcp_glue_source() == GCP_SOURCE_BOEHM ? GC_MALLOC(size) : calloc(1, size);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+void gcp_mem_free_traced(void *p)
+{
+    if (gcp_glue_source() != GCP_SOURCE_BOEHM)
+        free(p);
+}
+
 void *gcp_mem_calloc(size_t size)
 {
     void *p = should_fail() ? NULL : calloc(1, size);

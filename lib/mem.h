@@ -11,6 +11,12 @@
 void *gcp_mem_alloc(size_t size);
 void gcp_mem_free(void *p);
 
+/* Memory the collector reclaims once nothing points to it (GC_MALLOC under
+ * Boehm), for storage the pool replaces while others may still read the old
+ * copy; calloc otherwise, freed by gcp_mem_free_traced (a no-op under Boehm). */
+void *gcp_mem_alloc_traced(size_t size);
+void gcp_mem_free_traced(void *p);
+
 /* Plain memory (calloc, strdup) for what holds no pooled object: the pool
  * itself, its name, array headers.  Counted by the same test hook. */
 void *gcp_mem_calloc(size_t size);

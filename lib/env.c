@@ -73,6 +73,12 @@ static const struct var vars[] = {
                               "Largest shared ring (rings double up to it); raised to "
                               "GCPOOL_RING_MIN when smaller"),
     [GCP_ENV_DEBUG] = BOOL("GCPOOL_DEBUG", 0, "Checked mode: verify invariants and misuse (slower)"),
+    /* Limits as GCPOOL_BUF_MIN_LIMIT and GCPOOL_BUF_MAX_LIMIT in <gcpool/buf.h>. */
+    [GCP_ENV_BUF_MIN] = POW2("GCPOOL_BUF_MIN", 256, 16, 1L << 30,
+                             "Buffer pools: smallest size class in bytes (when the options give none)"),
+    [GCP_ENV_BUF_MAX] = POW2("GCPOOL_BUF_MAX", 4194304, 16, 1L << 30,
+                             "Buffer pools: largest size class in bytes; larger buffers are never "
+                             "pooled; raised to GCPOOL_BUF_MIN when smaller"),
 };
 _Static_assert(sizeof vars / sizeof vars[0] == GCP_ENV_COUNT, "one table row per gcp_env_id");
 _Static_assert(GCP_GC_SIM == 2 && GCP_PIN_LOCK == 2 && GCP_SHARED_LOCKED == 1 &&
@@ -80,7 +86,8 @@ _Static_assert(GCP_GC_SIM == 2 && GCP_PIN_LOCK == 2 && GCP_SHARED_LOCKED == 1 &&
                "a choice's value is the index of its text");
 
 /* Not the library's, but set by the test harness and tools: not typos. */
-static const char *const others[] = {"GCPOOL_TOPOLOGIES", "GCPOOL_BUILDDIR"};
+static const char *const others[] = {"GCPOOL_TOPOLOGIES", "GCPOOL_BUILDDIR", "GCPOOL_TEST_N",
+                                      "GCPOOL_TEST_NO_BOEHM"};
 
 static long values[GCP_ENV_COUNT];
 /* K_PATH: our own copy, since the program may change its environment later. */
@@ -253,6 +260,13 @@ static void load(void)
              values[GCP_ENV_RING_MAX], env_get("GCPOOL_RING_MAX") ? "" : " (the default)",
              values[GCP_ENV_RING_MIN], values[GCP_ENV_RING_MIN]);
         values[GCP_ENV_RING_MAX] = values[GCP_ENV_RING_MIN];
+    }
+    /* Buffer classes run from BUF_MIN up to BUF_MAX: the same rule. */
+    if (values[GCP_ENV_BUF_MAX] < values[GCP_ENV_BUF_MIN]) {
+        warn("gcpool: GCPOOL_BUF_MAX=%ld%s is less than GCPOOL_BUF_MIN=%ld; using GCPOOL_BUF_MAX=%ld",
+             values[GCP_ENV_BUF_MAX], env_get("GCPOOL_BUF_MAX") ? "" : " (the default)",
+             values[GCP_ENV_BUF_MIN], values[GCP_ENV_BUF_MIN]);
+        values[GCP_ENV_BUF_MAX] = values[GCP_ENV_BUF_MIN];
     }
     warn_unknown();
 }

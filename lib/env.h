@@ -20,6 +20,8 @@ enum gcp_env_id {
     GCP_ENV_RING_MIN,        /* power of two */
     GCP_ENV_RING_MAX,        /* power of two */
     GCP_ENV_DEBUG,           /* bool */
+    GCP_ENV_BUF_MIN,         /* power of two: smallest buffer class (lib/buf.c) */
+    GCP_ENV_BUF_MAX,         /* power of two: largest buffer class */
     GCP_ENV_COUNT
 };
 

@@ -63,7 +63,8 @@ static const char *text(enum gcp_env_id id)
 START_TEST(defaults)
 {
     static const char *const want[GCP_ENV_COUNT] = {"auto", "1", "auto", "topology", "chain", "off",
-                                                     "",     "0", "0",    "8",        "1024",  "0"};
+                                                     "",     "0", "0",    "8",        "1024",  "0",
+                                                     "256",  "4194304"};
     ck_assert_str_eq(capture(gcp_env_reload), "");
     for (int id = 0; id < GCP_ENV_COUNT; id++) {
         ck_assert_str_eq(text(id), want[id]);

@@ -150,3 +150,16 @@ void *gcp_chain_pop_tail(struct gcp_chain *c)
         }
     }
 }
+
+uint64_t gcp_chain_take_all(struct gcp_chain *c, void (*fn)(void *obj, void *arg), void *arg)
+{
+    /* Every object lives in a ring of the table (retired rings are empty), so
+     * taking from each ring takes everything, whatever the links say now. */
+    uint64_t n = 0;
+    for (int i = 0; i < GCP_CHAIN_RINGS; i++) {
+        struct gcp_ring *r = ring_at(c, (uint32_t)i);
+        if (r)
+            n += gcp_ring_take_all(r, fn, arg);
+    }
+    return n;
+}

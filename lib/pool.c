@@ -138,13 +138,19 @@ static inline struct gcp_locals *current_array(struct gcpool *p)
     return __builtin_expect(a != NULL, 1) ? a : gcp_pool_first_use(p);
 }
 
-/* One object leaves the pool for good. */
-static void drop(struct gcpool *p, void *obj)
+/* One object leaves the pool for good; the caller counts it in p->dropped. */
+static void drop_uncounted(void *obj, void *pool)
 {
+    struct gcpool *p = pool;
     if (__builtin_expect(gcp_debug, 0))
         gcp_debug_dropped(p, obj);
     if (p->free_fn)
         p->free_fn(obj, p->arg);
+}
+
+static void drop(struct gcpool *p, void *obj)
+{
+    drop_uncounted(obj, p);
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
 }
 
@@ -184,18 +190,24 @@ uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, unsigned flags)
             /* free_fn runs outside the pin: it may use pools itself. */
             for (int k = 0; k < 2; k++) {
                 if (objs[k]) {
-                    drop(p, objs[k]);
+                    drop_uncounted(objs[k], p);
                     n++;
                 }
             }
         }
         l = gcp_local_at(a, i);
+        if (!p->shared_locked) {
+            /* One CAS a ring: this runs inside the collector's pause. */
+            n += gcp_chain_take_all(&l->shared, drop_uncounted, p);
+            continue;
+        }
         void *obj;
         while ((obj = take_tail(p, l, !(flags & GCP_DRAIN_NO_WAIT)))) {
-            drop(p, obj);
+            drop_uncounted(obj, p);
             n++;
         }
     }
+    atomic_fetch_add_explicit(&p->dropped, n, memory_order_relaxed);
     return n;
 }
 

@@ -71,6 +71,30 @@ void *gcp_ring_pop_tail(struct gcp_ring *r)
     }
 }
 
+uint32_t gcp_ring_take_all(struct gcp_ring *r, void (*fn)(void *obj, void *arg), void *arg)
+{
+    uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);
+    uint32_t head, tail;
+    for (;;) {
+        head = head_of(ht), tail = tail_of(ht);
+        if (head == tail)
+            return 0;
+        /* tail := head claims every slot in [tail, head) at once.  Acquire:
+         * pairs with push_head's release, as in pop_tail. */
+        if (atomic_compare_exchange_weak_explicit(&r->head_tail, &ht, pack(head, head),
+                                                  memory_order_acquire, memory_order_relaxed))
+            break;
+    }
+    for (uint32_t i = tail; i != head; i++) {
+        void *_Atomic *slot = &r->slots[i & (r->size - 1)];
+        void *obj = atomic_load_explicit(slot, memory_order_relaxed);
+        /* Release: as pop_tail's, our read happens-before the owner refills it. */
+        atomic_store_explicit(slot, NULL, memory_order_release);
+        fn(obj, arg);
+    }
+    return head - tail;
+}
+
 uint32_t gcp_ring_len(const struct gcp_ring *r)
 {
     uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);

@@ -43,6 +43,9 @@ bool gcp_ring_push_head(struct gcp_ring *r, void *obj);
 void *gcp_ring_pop_head(struct gcp_ring *r);
 /* Any thread: the oldest object, or NULL. */
 void *gcp_ring_pop_tail(struct gcp_ring *r);
+/* Any thread: takes every object in the ring with one CAS (as that many tail
+ * pops would), handing each to fn.  Returns how many. */
+uint32_t gcp_ring_take_all(struct gcp_ring *r, void (*fn)(void *obj, void *arg), void *arg);
 /* Objects in the ring now (a racy snapshot). */
 uint32_t gcp_ring_len(const struct gcp_ring *r);
 
@@ -75,5 +78,9 @@ bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj);
 void *gcp_chain_pop_head(struct gcp_chain *c);
 /* Any thread: the oldest object, or NULL; unlinks drained tail rings. */
 void *gcp_chain_pop_tail(struct gcp_chain *c);
+/* Any thread: takes every object of every ring (a cycle's drop), one CAS per
+ * ring rather than one per object.  Drained rings stay linked until a thief
+ * unlinks them.  Returns how many. */
+uint64_t gcp_chain_take_all(struct gcp_chain *c, void (*fn)(void *obj, void *arg), void *arg);
 
 #endif

@@ -152,6 +152,53 @@ START_TEST(test_ring_order_and_full)
 }
 END_TEST
 
+static uintptr_t taken[64];
+static int ntaken;
+
+static void take(void *obj, void *arg)
+{
+    (void)arg;
+    taken[ntaken++] = (uintptr_t)obj;
+}
+
+START_TEST(test_take_all)
+{
+    struct gcp_ring *r = gcp_ring_new(8);
+    for (uintptr_t i = 1; i <= 8; i++)
+        ck_assert(gcp_ring_push_head(r, (void *)i));
+    ck_assert_ptr_eq(gcp_ring_pop_tail(r), (void *)1);
+    ntaken = 0;
+    ck_assert_uint_eq(gcp_ring_take_all(r, take, NULL), 7);
+    for (int k = 0; k < 7; k++)
+        ck_assert_uint_eq(taken[k], (uintptr_t)k + 2); /* oldest first, each once */
+    ck_assert_uint_eq(gcp_ring_len(r), 0);
+    for (int i = 0; i < 8; i++)
+        ck_assert_ptr_null(atomic_load(&r->slots[i])); /* nothing kept */
+    ck_assert(gcp_ring_push_head(r, (void *)99)); /* and it works on */
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)99);
+    gcp_ring_free(r);
+    /* A chain: every ring's objects, whatever the links. */
+    struct gcp_chain c;
+    gcp_chain_init(&c);
+    long end = 1;
+    for (; end <= 40; end++) {
+        uint32_t want;
+        void *obj = (void *)(uintptr_t)end;
+        if (!gcp_chain_push_head(&c, obj, &want, 2, 8))
+            ck_assert(gcp_chain_push_ring(&c, gcp_ring_new(want), obj));
+    }
+    ntaken = 0;
+    ck_assert_uint_eq(gcp_chain_take_all(&c, take, NULL), 40);
+    uint64_t seen = 0;
+    for (int k = 0; k < 40; k++)
+        seen |= 1ull << taken[k];
+    ck_assert_uint_eq(seen, ((1ull << 41) - 1) & ~1ull); /* 1..40, each once */
+    ck_assert_ptr_null(gcp_chain_pop_tail(&c));
+    ck_assert_ptr_null(gcp_chain_pop_head(&c));
+    gcp_chain_destroy(&c);
+}
+END_TEST
+
 /* Pushes without any allocation help until the chain wants a ring. */
 static long fill(struct gcp_chain *c, uint32_t min, uint32_t max, long next)
 {
@@ -209,6 +256,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_ring_order_and_full);
     tcase_add_test(tc, test_chain_growth_limit_reuse);
+    tcase_add_test(tc, test_take_all);
     tcase_add_test(tc, test_pool_dequeue);
     tcase_add_test(tc, test_pool_chain);
     suite_add_tcase(s, tc);

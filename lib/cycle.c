@@ -8,8 +8,9 @@
  *   drain_mutex     serialises cycles' drains with gcpool_destroy and reports, so
  *                   a pool is not freed while a drain walks it;
  *   registry lock   orders rotations against pools joining or leaving the
- *                   registry: Boehm's allocation lock under Boehm (the collector
- *                   holds it when it calls us), a mutex otherwise;
+ *                   registry: registry_mutex, and under Boehm the collector's
+ *                   allocation lock within it (the collector holds only that
+ *                   one when it calls us, and never waits for ours);
  *   a local's pin   taken by drains for the private slots.
  * free_fn is called with drain_mutex held and nothing else: it may get and put,
  * but must not call gcpool_collect or gcpool_destroy.
@@ -78,14 +79,17 @@ static void *call_locked(void *c)
 
 void gcp_glue_locked(void (*fn)(void *), void *arg)
 {
+    /* registry_mutex always: the fork handlers hold it to keep the registry
+     * still.  Under Boehm the collector's lock too, since the collector's
+     * callback walks the registry holding only that one. */
+    pthread_mutex_lock(&registry_mutex);
     if (gcp_glue_source() == GCP_SOURCE_BOEHM) {
         struct locked_call call = {fn, arg};
         GC_call_with_alloc_lock(call_locked, &call);
     } else {
-        pthread_mutex_lock(&registry_mutex);
         fn(arg);
-        pthread_mutex_unlock(&registry_mutex);
     }
+    pthread_mutex_unlock(&registry_mutex);
 }
 
 /* ---- the registry ---------------------------------------------------------- */
@@ -265,9 +269,9 @@ void gcp_cycle_try(void)
  * lock held by a vanished thread would never be released.  So the fork waits
  * until it holds every lock the pools have, in the cycle's order (drain_mutex,
  * registry, each pool's init lock and pins), and both sides release them.
- * Under Boehm the registry lock is the collector's, which bdwgc's own fork
- * handling holds across fork; the collector's callback only tries pins, so
- * holding them here cannot deadlock with it. */
+ * registry_mutex keeps pools from joining or leaving meanwhile, under Boehm
+ * too (where the collector's lock also guards the registry); the collector's
+ * callback only tries pins, so holding them here cannot deadlock with it. */
 
 static void each_lock(bool lock)
 {
@@ -296,16 +300,14 @@ static void each_lock(bool lock)
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&drain_mutex);
-    if (source != GCP_SOURCE_BOEHM)
-        pthread_mutex_lock(&registry_mutex);
+    pthread_mutex_lock(&registry_mutex);
     each_lock(true);
 }
 
 static void fork_parent(void)
 {
     each_lock(false);
-    if (source != GCP_SOURCE_BOEHM)
-        pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&registry_mutex);
     pthread_mutex_unlock(&drain_mutex);
 }
 

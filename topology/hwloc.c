@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <hwloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -471,8 +472,17 @@ static void load_process_topology(void)
     (void)gcp_topology_load(&process_topology, mode);
 }
 
+/* Set once the process topology is loaded: the lock pin asks for it on
+ * every get and put, and a load is cheaper than pthread_once's call. */
+static const struct gcp_topology *_Atomic process_ready;
+
 const struct gcp_topology *gcp_topology(void)
 {
+    /* Acquire: pairs with the release below, so the topology is seen whole. */
+    const struct gcp_topology *t = atomic_load_explicit(&process_ready, memory_order_acquire);
+    if (__builtin_expect(t != NULL, 1))
+        return t;
     pthread_once(&process_once, load_process_topology);
+    atomic_store_explicit(&process_ready, &process_topology, memory_order_release);
     return &process_topology;
 }

@@ -8,6 +8,7 @@
  * next request on that CPU takes it.
  *
  *   perf/bufchurn -pool   -n 200000 -t 2
+ *   perf/bufchurn -bufpool -n 200000 -t 2             (from a buffer pool, <gcpool/buf.h>)
  *   perf/bufchurn -nopool -n 200000 -t 2              (GC_MALLOC_ATOMIC each time)
  *   perf/bufchurn -nopool -n 200000 -t 2 -kind ptr    (GC_MALLOC: the collector
  *                                                      must scan every buffer)
@@ -24,6 +25,7 @@
 #include <gc/gc.h>
 
 #include <gcpool.h>
+#include <gcpool/buf.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -44,11 +46,13 @@ static struct {
     long requests;
     int threads;
     bool pool;
+    bool bufpool; /* -bufpool: buffers from a size-classed buffer pool (<gcpool/buf.h>) */
     bool ptr;     /* -kind ptr: GC_MALLOC buffers, which the collector scans */
     long garbage; /* bytes of small objects each request allocates and drops */
-} opt = {200000, 0, true, false, 0};
+} opt = {200000, 0, true, false, false, 0};
 
 static gcpool_t *buffers;
+static gcpool_bufpool_t *bufpool;
 
 static void *new_buffer(void *arg)
 {
@@ -106,13 +110,18 @@ static void *worker_main(void *p)
     struct worker *w = p;
     uint64_t sum = 0;
     for (long r = w->first; r < w->first + w->count; r++) {
-        unsigned char *buf = opt.pool ? gcpool_get(buffers) : new_buffer(NULL);
+        size_t cap = BUF_SIZE;
+        unsigned char *buf = opt.bufpool ? gcpool_buf_get(bufpool, BUF_SIZE, &cap)
+                             : opt.pool  ? gcpool_get(buffers)
+                                         : new_buffer(NULL);
         if (!buf) {
             fprintf(stderr, "bufchurn: out of memory\n");
             exit(1);
         }
         sum += serve(buf, (uint64_t)r);
-        if (opt.pool)
+        if (opt.bufpool)
+            gcpool_buf_put(bufpool, buf, cap);
+        else if (opt.pool)
             gcpool_put(buffers, buf);
         /* After the buffer is back: the collections this garbage sets off find
          * it cached, as they would find most buffers of a busy server. */
@@ -125,9 +134,10 @@ static void *worker_main(void *p)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: bufchurn [-pool|-nopool] [-kind atomic|ptr] [-n REQUESTS] [-t THREADS]\n"
+    fprintf(out, "usage: bufchurn [-pool|-bufpool|-nopool] [-kind atomic|ptr] [-n REQUESTS] [-t THREADS]\n"
                  "                [-garbage BYTES]\n"
                  "  -pool       take buffers from a gcpool (default)\n"
+                 "  -bufpool    take buffers from a size-classed buffer pool (<gcpool/buf.h>)\n"
                  "  -nopool     allocate every buffer from the collector\n"
                  "  -kind       atomic: GC_MALLOC_ATOMIC, not scanned (default); ptr: GC_MALLOC\n"
                  "  -n          requests to serve (default 200000)\n"
@@ -141,9 +151,11 @@ static int parse_args(int argc, char **argv)
         const char *a = argv[i] + (argv[i][0] == '-' && argv[i][1] == '-');
         bool has_val = i + 1 < argc;
         if (strcmp(a, "-pool") == 0)
-            opt.pool = true;
+            opt.pool = true, opt.bufpool = false;
+        else if (strcmp(a, "-bufpool") == 0)
+            opt.pool = false, opt.bufpool = true;
         else if (strcmp(a, "-nopool") == 0)
-            opt.pool = false;
+            opt.pool = false, opt.bufpool = false;
         else if (strcmp(a, "-kind") == 0 && has_val) {
             const char *k = argv[++i];
             if (strcmp(k, "atomic") != 0 && strcmp(k, "ptr") != 0)
@@ -175,8 +187,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    const char *mode = opt.pool ? "pool" : "nopool";
+    const char *mode = opt.bufpool ? "bufpool" : opt.pool ? "pool" : "nopool";
     const char *kind = opt.ptr ? "ptr" : "atomic";
+    if (opt.bufpool && !(bufpool = gcpool_bufpool_create(NULL))) {
+        fprintf(stderr, "gcpool_bufpool_create: %s\n", strerror(errno));
+        return 1;
+    }
     if (opt.pool) {
         buffers = gcpool_create(&(gcpool_options_t){.new_fn = new_buffer, .name = "bufchurn"});
         if (!buffers) {
@@ -247,6 +263,8 @@ int main(int argc, char **argv)
 
     if (buffers)
         gcpool_destroy(buffers);
+    if (bufpool)
+        gcpool_bufpool_destroy(bufpool);
     free(w);
     free(tids);
     return 0;

@@ -29,4 +29,11 @@ void gcp_debug_dropped(struct gcpool *p, void *obj);
 /* A pool's destruction: forget what was tracked for it. */
 void gcp_debug_destroyed(struct gcpool *p);
 
+/* Test hooks: call while no pool is in use. */
+/* One put in one_in is dropped at random (default 4, as Go's race mode); 0: none. */
+void gcp_debug_set_drop_rate(unsigned one_in);
+/* Checked mode on or off for this process, whatever GCPOOL_DEBUG says (for
+ * tests that cannot start a process per case, e.g. under CK_FORK=no). */
+void gcp_debug_force(bool on);
+
 #endif

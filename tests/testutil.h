@@ -52,6 +52,12 @@ static inline bool test_use_source(int boehm)
         fprintf(stderr, "SKIP: Boehm and the sanitizers do not mix; Boehm case skipped\n");
         return false;
     }
+    /* Set by quickstart's valgrind step: Boehm under valgrind is slow and noisy. */
+    const char *no_boehm = getenv("GCPOOL_TEST_NO_BOEHM");
+    if (boehm && no_boehm && *no_boehm && strcmp(no_boehm, "0") != 0) {
+        fprintf(stderr, "SKIP: GCPOOL_TEST_NO_BOEHM is set; Boehm case skipped\n");
+        return false;
+    }
     if (boehm)
         GC_INIT();
     test_setenv("GCPOOL_GC", boehm ? "boehm" : "sim");

@@ -1,0 +1,474 @@
+/* Checked mode (GCPOOL_DEBUG=1): see debug.h for what it checks.
+ *
+ * What is cached: one set of (pool, object) pairs for all pools, split into
+ * SHARDS independent open-addressing hash tables, each under its own mutex, so
+ * that threads working on different objects seldom wait for each other.  An
+ * object is in the set from the moment a put decides to cache it until it
+ * leaves the pool: a get returns it (gcp_debug_get) or the pool drops it
+ * (gcp_debug_dropped).  The put hook runs before the object is cached and the
+ * get hook after it was taken, so for a correctly used object the set is never
+ * behind the pool; a put that finds its object in the set is a double put.
+ *
+ * Poison: for pools that know their objects' size, the put copies the object
+ * aside and fills it with POISON; the get (or the drop) checks the pattern,
+ * reports the first byte someone wrote after the put, and copies the object
+ * back.  So a correct program sees its objects exactly as it put them, free_fn
+ * included (it may follow pointers inside the object), while a thread that
+ * still reads an object it put finds 0xdbdb... (not a valid pointer on x86-64).
+ *
+ * Under Boehm the copy must stay visible to the collector: the poisoned object
+ * no longer holds its pointers, and what they point to must survive while the
+ * object is cached.  So copies come from GC_MALLOC_UNCOLLECTABLE there, and
+ * since a drop may run inside the collector (its start callback, allocation
+ * lock held), where GC_FREE would deadlock, dropped copies wait in a per-shard
+ * graveyard until a hook outside the collector frees them.
+ *
+ * Locks: a shard's mutex is a leaf.  Nothing under it takes another lock,
+ * allocates collector memory, or calls user code; so the collector's callback
+ * (which drops objects) may take it while any thread holds it, and fork can
+ * take them all after every other lock of the pools (fork_prepare below).
+ * The bookkeeping itself is plain malloc: it must not keep objects alive, and
+ * malloc takes no collector lock. */
+#include "debug.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gc/gc.h>
+
+#include "env.h"
+#include "glue.h"
+
+/* A power of two.  Few enough that fork_prepare, which holds them all at once,
+ * stays under ThreadSanitizer's limit of 64 locks held by one thread. */
+#define SHARDS 16
+#define POISON 0xdb
+
+bool gcp_debug;
+
+struct entry {
+    struct gcpool *pool;
+    void *obj;   /* NULL: an empty slot */
+    void *saved; /* the object's bytes as put, or NULL (size unknown, or no memory) */
+    unsigned gen; /* fork_generation when added */
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    struct entry *tab; /* cap slots, linear probing, at most half full */
+    size_t cap, n;
+    /* Boehm: copies waiting for GC_FREE, linked through their first word.
+     * Written under the lock; atomic only for bury_dead's peek without it. */
+    void *_Atomic grave;
+};
+
+static struct shard shards[SHARDS] = {[0 ... SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+
+/* 1 in drop_one_in puts dropped at random (Go's race mode: 1 in 4); 0: none.
+ * Relaxed: a tuning knob, set by tests before the scenario. */
+static _Atomic unsigned drop_one_in = 4;
+static _Atomic bool out_of_memory_said;
+/* Forks this process descends from.  An entry of an earlier generation may be
+ * an object a thread the child does not have was putting: not a loss if it
+ * never leaves the child's pool.  Written in the child's fork handler, alone. */
+static unsigned fork_generation;
+
+/* ---- hashing and the per-shard table ---------------------------------------- */
+
+static uint64_t mix(uint64_t x)
+{
+    /* MurmurHash3's finaliser: objects are aligned, so the low bits of the
+     * address alone would crowd a few shards and slots. */
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t hash(const struct gcpool *p, const void *obj)
+{
+    return mix((uint64_t)(uintptr_t)obj ^ ((uint64_t)(uintptr_t)p << 29 | (uintptr_t)p >> 35));
+}
+
+static struct shard *shard_of(uint64_t h)
+{
+    return &shards[h & (SHARDS - 1)];
+}
+
+/* The home slot: other bits than the shard's. */
+static size_t home(const struct shard *s, uint64_t h)
+{
+    return (size_t)(h >> 8) & (s->cap - 1);
+}
+
+/* The slot holding (p, obj), or cap when absent.  Shard lock held. */
+static size_t find(const struct shard *s, const struct gcpool *p, const void *obj, uint64_t h)
+{
+    if (!s->cap)
+        return 0;
+    for (size_t i = home(s, h);; i = (i + 1) & (s->cap - 1)) {
+        if (!s->tab[i].obj)
+            return s->cap;
+        if (s->tab[i].obj == obj && s->tab[i].pool == p)
+            return i;
+    }
+}
+
+static void place(struct shard *s, struct entry e)
+{
+    size_t i = home(s, hash(e.pool, e.obj));
+    while (s->tab[i].obj)
+        i = (i + 1) & (s->cap - 1);
+    s->tab[i] = e;
+}
+
+/* Adds (p, obj), known absent.  Shard lock held; false when out of memory. */
+static bool insert(struct shard *s, struct gcpool *p, void *obj)
+{
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        struct entry *old = s->tab, *tab = calloc(cap, sizeof *tab);
+        if (!tab)
+            return false;
+        size_t old_cap = s->cap;
+        s->tab = tab;
+        s->cap = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].obj)
+                place(s, old[i]);
+        free(old);
+    }
+    place(s, (struct entry){p, obj, NULL, fork_generation});
+    s->n++;
+    return true;
+}
+
+/* Empties slot i, shifting later entries of its probe run back (no tombstones,
+ * so lookups never slow down however many objects came and went).  Shard lock
+ * held. */
+static void remove_at(struct shard *s, size_t i)
+{
+    size_t mask = s->cap - 1;
+    for (size_t j = (i + 1) & mask; s->tab[j].obj; j = (j + 1) & mask) {
+        size_t k = home(s, hash(s->tab[j].pool, s->tab[j].obj));
+        /* Entry j may move to the hole at i unless its home lies cyclically in
+         * (i, j]: then it would become unreachable from its home. */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            s->tab[i] = s->tab[j];
+            i = j;
+        }
+    }
+    s->tab[i] = (struct entry){0};
+    s->n--;
+}
+
+/* ---- copies of poisoned objects ---------------------------------------------- */
+
+static bool under_boehm(void)
+{
+    return gcp_glue_source() == GCP_SOURCE_BOEHM;
+}
+
+/* At least a pointer's worth, so a dead copy can link the graveyard. */
+static void *copy_alloc(size_t size)
+{
+    if (size < sizeof(void *))
+        size = sizeof(void *);
+    return under_boehm() ? GC_MALLOC_UNCOLLECTABLE(size) : malloc(size);
+}
+
+static void copy_free(void *saved)
+{
+    if (!saved)
+        return;
+    if (under_boehm())
+        GC_FREE(saved);
+    else
+        free(saved);
+}
+
+/* Frees the graveyards' copies.  Never called inside the collector: from the
+ * put and get hooks and from destroy, which run in user threads. */
+static void bury_dead(void)
+{
+    if (!under_boehm())
+        return;
+    for (int k = 0; k < SHARDS; k++) {
+        struct shard *s = &shards[k];
+        /* Relaxed peek without the lock: a stale view only delays a free to a
+         * later hook; the exchange under the lock is what hands the list over. */
+        if (!atomic_load_explicit(&s->grave, memory_order_relaxed))
+            continue;
+        pthread_mutex_lock(&s->lock);
+        void *dead = atomic_exchange_explicit(&s->grave, NULL, memory_order_relaxed);
+        pthread_mutex_unlock(&s->lock);
+        while (dead) {
+            void *next = *(void **)dead;
+            GC_FREE(dead);
+            dead = next;
+        }
+    }
+}
+
+/* ---- reports ----------------------------------------------------------------- */
+
+static const char *pool_name(const struct gcpool *p, char *buf, size_t len)
+{
+    if (p->name)
+        return p->name;
+    snprintf(buf, len, "pool#%u", p->index);
+    return buf;
+}
+
+/* One line per report, written by one call, so reports of racing threads do
+ * not mix. */
+__attribute__((format(printf, 1, 2))) static void report(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    strcat(line, "\n");
+    fputs(line, stderr);
+}
+
+/* Checks the poison of obj, reports a write after put, and puts the object's
+ * bytes back as they were put.  Outside any lock (only the caller owns obj). */
+static void check_and_restore(struct gcpool *p, void *obj, const void *saved, const char *when)
+{
+    const unsigned char *b = obj;
+    size_t first = p->obj_size, changed = 0;
+    for (size_t i = 0; i < p->obj_size; i++) {
+        if (b[i] != POISON) {
+            if (!changed++)
+                first = i;
+        }
+    }
+    if (changed) {
+        char buf[32];
+        report("gcpool: checked mode: pool \"%s\": write after put to object %p at offset %zu "
+               "(%zu of %zu bytes changed; found %s)",
+               pool_name(p, buf, sizeof buf), obj, first, changed, p->obj_size, when);
+    }
+    memcpy(obj, saved, p->obj_size);
+}
+
+/* ---- the hooks ---------------------------------------------------------------- */
+
+static void read_env(void)
+{
+    gcp_debug = gcp_env_long(GCP_ENV_DEBUG) != 0;
+}
+
+void gcp_debug_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, read_env);
+}
+
+/* A per-thread xorshift64*, each thread seeded from a counter: reproducible in a
+ * single-threaded test, independent across threads, no shared state per put. */
+static bool drop_at_random(void)
+{
+    static _Atomic uint64_t seeds;
+    static _Thread_local uint64_t x;
+    unsigned one_in = atomic_load_explicit(&drop_one_in, memory_order_relaxed);
+    if (one_in == 0)
+        return false;
+    if (!x) /* Relaxed: only distinct values matter. */
+        x = mix(atomic_fetch_add_explicit(&seeds, 1, memory_order_relaxed) + 1) | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return (x * 0x2545F4914F6CDD1DULL >> 32) % one_in == 0;
+}
+
+enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
+{
+    bury_dead();
+    uint64_t h = hash(p, obj);
+    struct shard *s = shard_of(h);
+    pthread_mutex_lock(&s->lock);
+    if (find(s, p, obj, h) != s->cap) {
+        pthread_mutex_unlock(&s->lock);
+        char buf[32];
+        report("gcpool: checked mode: pool \"%s\": put of object %p, which the pool already caches "
+               "(double put); ignored",
+               pool_name(p, buf, sizeof buf), obj);
+        return GCP_DEBUG_IGNORE;
+    }
+    if (drop_at_random()) {
+        pthread_mutex_unlock(&s->lock);
+        return GCP_DEBUG_DROP;
+    }
+    /* In the set before it is cached, and before it is poisoned: a racing
+     * second put of the same object (a misuse) then finds it and is ignored. */
+    bool tracked = insert(s, p, obj);
+    pthread_mutex_unlock(&s->lock);
+    if (!tracked) {
+        if (!atomic_exchange_explicit(&out_of_memory_said, true, memory_order_relaxed))
+            report("gcpool: checked mode: out of memory; some objects are not checked");
+        return GCP_DEBUG_CACHE;
+    }
+    if (!p->obj_size)
+        return GCP_DEBUG_CACHE;
+    /* Copy and poison outside the lock: the copy may come from the collector,
+     * whose callback may need this shard's lock. */
+    void *saved = copy_alloc(p->obj_size);
+    if (!saved)
+        return GCP_DEBUG_CACHE; /* tracked, not poisoned */
+    memcpy(saved, obj, p->obj_size);
+    memset(obj, POISON, p->obj_size);
+    pthread_mutex_lock(&s->lock);
+    /* Still there: the object is not cached yet, so no get or drop can have
+     * removed it; only a destroy racing with this put (a misuse) could. */
+    size_t i = find(s, p, obj, h);
+    bool found = i != s->cap;
+    if (found)
+        s->tab[i].saved = saved;
+    pthread_mutex_unlock(&s->lock);
+    if (!found) {
+        memcpy(obj, saved, p->obj_size);
+        copy_free(saved);
+    }
+    return GCP_DEBUG_CACHE;
+}
+
+/* Removes (p, obj) from the set; returns whether it was there, and its copy. */
+static bool forget(struct gcpool *p, void *obj, void **saved)
+{
+    uint64_t h = hash(p, obj);
+    struct shard *s = shard_of(h);
+    pthread_mutex_lock(&s->lock);
+    size_t i = find(s, p, obj, h);
+    bool found = i != s->cap;
+    *saved = found ? s->tab[i].saved : NULL;
+    if (found)
+        remove_at(s, i);
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+void gcp_debug_get(struct gcpool *p, void *obj)
+{
+    bury_dead();
+    void *saved;
+    /* Absent: new_fn made it, or it was cached before tracking could start. */
+    if (forget(p, obj, &saved) && saved) {
+        check_and_restore(p, obj, saved, "at get");
+        copy_free(saved);
+    }
+}
+
+void gcp_debug_dropped(struct gcpool *p, void *obj)
+{
+    void *saved;
+    if (!forget(p, obj, &saved) || !saved)
+        return;
+    /* free_fn may read the object: it gets it as it was put. */
+    check_and_restore(p, obj, saved, "at drop");
+    if (!under_boehm()) {
+        free(saved);
+        return;
+    }
+    /* Perhaps inside the collector: GC_FREE would wait for the lock we hold. */
+    struct shard *s = shard_of(hash(p, saved));
+    pthread_mutex_lock(&s->lock);
+    *(void **)saved = atomic_load_explicit(&s->grave, memory_order_relaxed);
+    atomic_store_explicit(&s->grave, saved, memory_order_relaxed); /* the lock orders it */
+    pthread_mutex_unlock(&s->lock);
+}
+
+void gcp_debug_destroyed(struct gcpool *p)
+{
+    /* Every object the pool cached left it by a get or a drop (destroy drains
+     * all): an entry still here is an object the pool lost, unless it is
+     * from before a fork (see fork_generation). */
+    size_t lost = 0;
+    void *copies = NULL;
+    for (int k = 0; k < SHARDS; k++) {
+        struct shard *s = &shards[k];
+        pthread_mutex_lock(&s->lock);
+        /* remove_at refills slot i from later slots: look at i again. */
+        for (size_t i = 0; i < s->cap;) {
+            struct entry e = s->tab[i];
+            if (e.obj && e.pool == p) {
+                lost += e.gen == fork_generation;
+                if (e.saved) {
+                    memcpy(e.obj, e.saved, p->obj_size);
+                    *(void **)e.saved = copies;
+                    copies = e.saved;
+                }
+                remove_at(s, i);
+            } else {
+                i++;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (lost) {
+        char buf[32];
+        report("gcpool: checked mode: pool \"%s\" destroyed with %zu cached objects that never "
+               "left it (neither got nor dropped)",
+               pool_name(p, buf, sizeof buf), lost);
+    }
+    while (copies) {
+        void *next = *(void **)copies;
+        copy_free(copies);
+        copies = next;
+    }
+    bury_dead();
+}
+
+/* ---- fork ----------------------------------------------------------------------
+ * A child must not inherit a shard locked by a thread it does not have.  The
+ * shard locks are leaves, so they are taken last: our prepare handler must run
+ * after the pools' (cycle.c) and the collector's, which take the locks a
+ * dropping thread may hold while it waits for a shard.  Prepare handlers run in
+ * reverse order of registration, so ours are registered first, when the
+ * library is loaded, before any pool or GC_INIT registers theirs. */
+
+static void fork_prepare(void)
+{
+    for (int k = 0; k < SHARDS; k++)
+        pthread_mutex_lock(&shards[k].lock);
+}
+
+static void fork_parent(void)
+{
+    for (int k = SHARDS - 1; k >= 0; k--)
+        pthread_mutex_unlock(&shards[k].lock);
+}
+
+static void fork_child(void)
+{
+    fork_generation++;
+    fork_parent();
+}
+
+__attribute__((constructor)) static void install_fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* ---- test hooks ------------------------------------------------------------------ */
+
+void gcp_debug_set_drop_rate(unsigned one_in)
+{
+    atomic_store_explicit(&drop_one_in, one_in, memory_order_relaxed);
+}
+
+void gcp_debug_force(bool on)
+{
+    gcp_debug_init(); /* so that a later first pool does not read GCPOOL_DEBUG over us */
+    gcp_debug = on;
+}

@@ -1,0 +1,234 @@
+/* Threads that come and go: waves of short-lived threads that exit one after
+ * another, bursts of thousands of threads started at once, and 64 threads per
+ * CPU at once; a cycler runs cleanup cycles all along.  Each time: every object
+ * is handed to one user at a time and never reaches free_fn while held; after
+ * gcpool_destroy every object made reached free_fn exactly once (no loss), and
+ * the pool reused objects across threads instead of making new ones (no leak).
+ * Under the simulated source and Boehm, with the lock pin and with rseq. */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "pin.h"
+#include "testutil.h"
+
+struct object {
+    _Atomic int users; /* 1 while handed out */
+    _Atomic int freed; /* free_fn calls */
+    long id;
+};
+
+struct world {
+    gcpool_t *pool;
+    struct object **made; /* every object new_fn returned */
+    _Atomic long nmade;
+    long capacity;
+    long iterations; /* per thread */
+    bool boehm;
+    _Atomic int stop_cycles;
+    _Atomic long gets;
+    unsigned cycle_sleep_us;
+};
+
+static long scale(long n)
+{
+    /* GCPOOL_TEST_N divides the work (valgrind runs with a small one). */
+    const char *s = getenv("GCPOOL_TEST_N");
+    long div = s && atol(s) > 0 ? atol(s) : 1;
+    return n / div > 0 ? n / div : 1;
+}
+
+static void *make(void *arg)
+{
+    struct world *w = arg;
+    long id = atomic_fetch_add(&w->nmade, 1);
+    ck_assert_msg(id < w->capacity, "new_fn called more than the test allows");
+    /* Under Boehm: uncollectable, so that only free_fn decides its fate. */
+    struct object *o = w->boehm ? GC_MALLOC_UNCOLLECTABLE(sizeof *o) : calloc(1, sizeof *o);
+    ck_assert_ptr_nonnull(o);
+    o->id = id;
+    w->made[id] = o;
+    return o;
+}
+
+static void release(void *obj, void *arg)
+{
+    (void)arg;
+    struct object *o = obj;
+    ck_assert_msg(atomic_load(&o->users) == 0, "object %ld dropped while in use", o->id);
+    ck_assert_msg(atomic_fetch_add(&o->freed, 1) == 0, "object %ld freed twice", o->id);
+}
+
+static void *worker(void *arg)
+{
+    struct world *w = arg;
+    struct object *held[4];
+    long gets = 0;
+    for (long i = 0; i < w->iterations; i++) {
+        int n = 1 + (int)(i % 4);
+        for (int k = 0; k < n; k++) {
+            struct object *o = gcpool_get(w->pool);
+            ck_assert_ptr_nonnull(o);
+            ck_assert_msg(atomic_fetch_add(&o->users, 1) == 0, "object %ld handed to two users",
+                          o->id);
+            ck_assert_msg(atomic_load(&o->freed) == 0, "object %ld handed out after free_fn",
+                          o->id);
+            held[k] = o;
+        }
+        gets += n;
+        if (i % 16 == 0)
+            sched_yield(); /* let the other threads in while holding objects */
+        for (int k = 0; k < n; k++) {
+            atomic_store(&held[k]->users, 0);
+            gcpool_put(w->pool, held[k]);
+        }
+    }
+    atomic_fetch_add(&w->gets, gets);
+    return NULL;
+}
+
+static void *cycler(void *arg)
+{
+    struct world *w = arg;
+    while (!atomic_load(&w->stop_cycles)) {
+        test_cycle();
+        usleep(w->cycle_sleep_us);
+    }
+    return NULL;
+}
+
+/* Loop index: bit 0 the source (sim, Boehm), bit 1 the pin (lock, rseq). */
+static bool setup(int variant)
+{
+    if (!test_use_source(variant & 1))
+        return false;
+    int rseq = variant >> 1;
+    test_setenv("GCPOOL_PIN", rseq ? "rseq" : "lock");
+    if (rseq && strcmp(gcp_pin_name(), "rseq") != 0) {
+        printf("SKIP: rseq is not available in this process; rseq case skipped\n");
+        return false;
+    }
+    return true;
+}
+
+static void start(struct world *w, int variant, long max_gets, pthread_t *cyc)
+{
+    w->boehm = variant & 1;
+    w->capacity = max_gets + 16; /* at worst every get calls new_fn */
+    w->made = calloc((size_t)w->capacity, sizeof *w->made);
+    ck_assert_ptr_nonnull(w->made);
+    /* Collections stop every thread: fewer of them under Boehm, where there
+     * are thousands of threads to stop. */
+    w->cycle_sleep_us = w->boehm ? 2000 : 200;
+    gcpool_options_t o = {.new_fn = make, .free_fn = release, .arg = w, .name = "threads"};
+    w->pool = gcpool_create(&o);
+    ck_assert_ptr_nonnull(w->pool);
+    ck_assert_int_eq(test_thread_start(cyc, cycler, w), 0);
+}
+
+/* Stops the cycler, destroys the pool, checks conservation and reuse. */
+static void finish(struct world *w, pthread_t cyc, const char *what, long threads)
+{
+    atomic_store(&w->stop_cycles, 1);
+    test_thread_join(cyc);
+    gcpool_stats_t s;
+    gcpool_read_stats(w->pool, &s);
+    uint64_t cycles = gcpool_cycles();
+    gcpool_destroy(w->pool);
+
+    long made = atomic_load(&w->nmade);
+    for (long i = 0; i < made; i++) {
+        int f = atomic_load(&w->made[i]->freed);
+        ck_assert_msg(f == 1, "object %ld reached free_fn %d times", i, f);
+        if (w->boehm)
+            GC_FREE(w->made[i]);
+        else
+            free(w->made[i]);
+    }
+    long gets = atomic_load(&w->gets);
+    ck_assert_uint_eq(s.gets, (uint64_t)gets);
+    ck_assert_uint_eq(s.news, (uint64_t)made);
+    /* Threads exiting must not take the pool's objects with them: most gets
+     * reuse an object that another, maybe long gone, thread put. */
+    ck_assert_msg(made * 4 <= gets, "%ld objects made for %ld gets: the pool does not reuse", made,
+                  gets);
+    printf("threads %s %s/%s: %ld threads, %ld gets, %ld objects made, %" PRIu64 " cycles, %" PRIu64
+           " steals, %" PRIu64 " victim hits\n",
+           what, w->boehm ? "boehm" : "sim", gcp_pin_name(), threads, gets, made, cycles, s.hit_steal,
+           s.hit_victim);
+    free(w->made);
+}
+
+/* Waves of short-lived threads: each wave starts, works and exits before the
+ * next; objects outlive the threads that put them. */
+START_TEST(test_threads_that_exit)
+{
+    if (!setup(_i))
+        return;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int per_wave = (int)(2 * cores), waves = (int)scale(100);
+    struct world w = {.iterations = scale(200)};
+    pthread_t cyc, t[per_wave];
+    start(&w, _i, (long)waves * per_wave * w.iterations * 4, &cyc);
+    for (int v = 0; v < waves; v++) {
+        for (int k = 0; k < per_wave; k++)
+            ck_assert_int_eq(test_thread_start(&t[k], worker, &w), 0);
+        for (int k = 0; k < per_wave; k++)
+            test_thread_join(t[k]);
+    }
+    finish(&w, cyc, "that exit", (long)waves * per_wave);
+}
+END_TEST
+
+/* Thousands of threads started at once, then all joined; three times. */
+START_TEST(test_threads_in_bursts)
+{
+    if (!setup(_i))
+        return;
+    int burst = (int)scale(2000), bursts = 3;
+    struct world w = {.iterations = 10};
+    pthread_t cyc, *t = calloc((size_t)burst, sizeof *t);
+    start(&w, _i, (long)bursts * burst * w.iterations * 4, &cyc);
+    for (int b = 0; b < bursts; b++) {
+        int started = 0;
+        for (; started < burst; started++)
+            ck_assert_int_eq(test_thread_start(&t[started], worker, &w), 0);
+        for (int k = 0; k < started; k++)
+            test_thread_join(t[k]);
+    }
+    finish(&w, cyc, "in bursts", (long)bursts * burst);
+    free(t);
+}
+END_TEST
+
+/* 64 threads for every CPU, all working at once. */
+START_TEST(test_threads_64_per_cpu)
+{
+    if (!setup(_i))
+        return;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = (int)(64 * cores);
+    struct world w = {.iterations = scale(1000)};
+    pthread_t cyc, *t = calloc((size_t)n, sizeof *t);
+    start(&w, _i, (long)n * w.iterations * 4, &cyc);
+    for (int k = 0; k < n; k++)
+        ck_assert_int_eq(test_thread_start(&t[k], worker, &w), 0);
+    for (int k = 0; k < n; k++)
+        test_thread_join(t[k]);
+    finish(&w, cyc, "64 per CPU", n);
+    free(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("threads");
+    TCase *tc = tcase_create("threads");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_threads_that_exit, 0, 4);
+    tcase_add_loop_test(tc, test_threads_in_bursts, 0, 4);
+    tcase_add_loop_test(tc, test_threads_64_per_cpu, 0, 4);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}

@@ -20,7 +20,8 @@ bool gcp_locked_push(struct gcp_locked *q, void *obj)
         if (q->len < q->cap || grown_cap > q->len) {
             void **old = NULL;
             if (q->len == q->cap) { /* full: swap our bigger array in */
-                memcpy(grown, q->items, q->len * sizeof *grown);
+                if (q->len) /* memcpy from NULL is undefined, even for 0 bytes */
+                    memcpy(grown, q->items, q->len * sizeof *grown);
                 old = q->items;
                 q->items = grown;
                 q->cap = grown_cap;

@@ -71,6 +71,7 @@ int main(int argc, char **argv)
     static int obj;
     gcpool_put(pool, &obj); /* first use: the arrays exist */
     gcpool_get(pool);
+    (void)pairs;
     if (!gcp_pin_rseq) {
         printf("count-overhead: the pin is %s; this measures the rseq sequences only\n", gcp_pin_name());
         return 0;

@@ -53,12 +53,14 @@ static inline bool fill_uncounted(struct gcp_locals *_Atomic *role, void *obj)
 }
 #endif
 
+#ifdef GCP_PIN_RSEQ_POSSIBLE
 static double cpu_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+#endif
 
 int main(int argc, char **argv)
 {

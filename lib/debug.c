@@ -228,19 +228,6 @@ static const char *pool_name(const struct gcpool *p, char *buf, size_t len)
     return buf;
 }
 
-/* One line per report, written by one call, so reports of racing threads do
- * not mix. */
-__attribute__((format(printf, 1, 2))) static void report(const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    strcat(line, "\n");
-    fputs(line, stderr);
-}
-
 /* Checks the poison of obj, reports a write after put, and puts the object's
  * bytes back as they were put.  Outside any lock (only the caller owns obj). */
 static void check_and_restore(struct gcpool *p, void *obj, const void *saved, const char *when)
@@ -255,7 +242,7 @@ static void check_and_restore(struct gcpool *p, void *obj, const void *saved, co
     }
     if (changed) {
         char buf[32];
-        report("gcpool: checked mode: pool \"%s\": write after put to object %p at offset %zu "
+        gcp_warn("gcpool: checked mode: pool \"%s\": write after put to object %p at offset %zu "
                "(%zu of %zu bytes changed; found %s)",
                pool_name(p, buf, sizeof buf), obj, first, changed, p->obj_size, when);
     }
@@ -301,7 +288,7 @@ enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
     if (find(s, p, obj, h) != s->cap) {
         pthread_mutex_unlock(&s->lock);
         char buf[32];
-        report("gcpool: checked mode: pool \"%s\": put of object %p, which the pool already caches "
+        gcp_warn("gcpool: checked mode: pool \"%s\": put of object %p, which the pool already caches "
                "(double put); ignored",
                pool_name(p, buf, sizeof buf), obj);
         return GCP_DEBUG_IGNORE;
@@ -316,7 +303,7 @@ enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
     pthread_mutex_unlock(&s->lock);
     if (!tracked) {
         if (!atomic_exchange_explicit(&out_of_memory_said, true, memory_order_relaxed))
-            report("gcpool: checked mode: out of memory; some objects are not checked");
+            gcp_warn("gcpool: checked mode: out of memory; some objects are not checked");
         return GCP_DEBUG_CACHE;
     }
     if (!p->obj_size)
@@ -417,7 +404,7 @@ void gcp_debug_destroyed(struct gcpool *p)
     }
     if (lost) {
         char buf[32];
-        report("gcpool: checked mode: pool \"%s\" destroyed with %zu cached objects that never "
+        gcp_warn("gcpool: checked mode: pool \"%s\" destroyed with %zu cached objects that never "
                "left it (neither got nor dropped)",
                pool_name(p, buf, sizeof buf), lost);
     }

@@ -118,7 +118,7 @@ static const char *printable(const char *s, size_t n, char *buf, size_t len)
 }
 
 /* One whole line in one write, so warnings from racing threads do not mix. */
-__attribute__((format(printf, 1, 2))) static void warn(const char *fmt, ...)
+void gcp_warn(const char *fmt, ...)
 {
     char line[512];
     va_list ap;
@@ -237,7 +237,7 @@ static void warn_unknown(void)
         }
         char buf[160];
         if (!known)
-            warn("gcpool: %s is not a gcpool variable; ignored%s%s%s", printable(*e, n, buf, sizeof buf),
+            gcp_warn("gcpool: %s is not a gcpool variable; ignored%s%s%s", printable(*e, n, buf, sizeof buf),
                  near ? " (did you mean " : "", near ? near : "", near ? "?)" : "");
     }
 }
@@ -251,19 +251,19 @@ static void load(void)
         free(paths[id]);
         paths[id] = NULL;
         if (s && !parse(id, s, why, sizeof why))
-            warn("gcpool: %s=%s %s; using the default %s", vars[id].name,
+            gcp_warn("gcpool: %s=%s %s; using the default %s", vars[id].name,
                  printable(s, strlen(s), val, sizeof val), why, default_text(id, def, sizeof def));
     }
     /* Rings grow from RING_MIN up to RING_MAX: the pair must be ordered. */
     if (values[GCP_ENV_RING_MAX] < values[GCP_ENV_RING_MIN]) {
-        warn("gcpool: GCPOOL_RING_MAX=%ld%s is less than GCPOOL_RING_MIN=%ld; using GCPOOL_RING_MAX=%ld",
+        gcp_warn("gcpool: GCPOOL_RING_MAX=%ld%s is less than GCPOOL_RING_MIN=%ld; using GCPOOL_RING_MAX=%ld",
              values[GCP_ENV_RING_MAX], env_get("GCPOOL_RING_MAX") ? "" : " (the default)",
              values[GCP_ENV_RING_MIN], values[GCP_ENV_RING_MIN]);
         values[GCP_ENV_RING_MAX] = values[GCP_ENV_RING_MIN];
     }
     /* Buffer classes run from BUF_MIN up to BUF_MAX: the same rule. */
     if (values[GCP_ENV_BUF_MAX] < values[GCP_ENV_BUF_MIN]) {
-        warn("gcpool: GCPOOL_BUF_MAX=%ld%s is less than GCPOOL_BUF_MIN=%ld; using GCPOOL_BUF_MAX=%ld",
+        gcp_warn("gcpool: GCPOOL_BUF_MAX=%ld%s is less than GCPOOL_BUF_MIN=%ld; using GCPOOL_BUF_MAX=%ld",
              values[GCP_ENV_BUF_MAX], env_get("GCPOOL_BUF_MAX") ? "" : " (the default)",
              values[GCP_ENV_BUF_MIN], values[GCP_ENV_BUF_MIN]);
         values[GCP_ENV_BUF_MAX] = values[GCP_ENV_BUF_MIN];

@@ -55,7 +55,7 @@ static void choose(void)
     const char *why = rseq_impossible();
     if (why) {
         if (want == GCP_PIN_RSEQ)
-            fprintf(stderr, "gcpool: GCPOOL_PIN=rseq is not possible: %s; using the lock pin\n", why);
+            gcp_warn("gcpool: GCPOOL_PIN=rseq is not possible: %s; using the lock pin", why);
         return;
     }
 #ifdef GCP_PIN_RSEQ_POSSIBLE

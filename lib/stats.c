@@ -149,7 +149,7 @@ static void print_at_exit(void)
     const char *path = gcp_env_str(GCP_ENV_STATS_FILE);
     FILE *out = path && *path ? fopen(path, "w") : stderr;
     if (!out) {
-        fprintf(stderr, "gcpool: cannot open GCPOOL_STATS_FILE=%s; report on stderr\n", path);
+        gcp_warn("gcpool: cannot open GCPOOL_STATS_FILE=%s; report on stderr", path);
         out = stderr;
     }
     gcpool_stats_print(out, mode == GCP_STATS_JSON_ ? GCPOOL_STATS_JSON : GCPOOL_STATS_TEXT);

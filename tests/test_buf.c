@@ -173,25 +173,6 @@ static size_t want_class(size_t size, size_t min, size_t max)
 }
 
 /* Runs fn with fd 2 sent to a temporary file; returns what it wrote. */
-static char captured[8192];
-static const char *capture(void (*fn)(void))
-{
-    fflush(stderr);
-    FILE *tmp = tmpfile();
-    ck_assert_ptr_nonnull(tmp);
-    int saved = dup(2);
-    ck_assert_int_ge(saved, 0);
-    ck_assert_int_eq(dup2(fileno(tmp), 2), 2);
-    fn();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    rewind(tmp);
-    size_t n = fread(captured, 1, sizeof captured - 1, tmp);
-    captured[n] = '\0';
-    fclose(tmp);
-    return captured;
-}
 
 /* The lines of s that mention GCPOOL_BUF (the harness may set other variables). */
 static int buf_lines(const char *s, char *first, size_t len)
@@ -723,7 +704,7 @@ START_TEST(env_bounds)
     setenv("GCPOOL_BUF_MIN", "1024", 1);
     setenv("GCPOOL_BUF_MAX", "65536", 1);
     char first[512] = "";
-    ck_assert_int_eq(buf_lines(capture(gcp_env_reload), first, sizeof first), 0);
+    ck_assert_int_eq(buf_lines(test_capture_stderr(gcp_env_reload), first, sizeof first), 0);
     if (!test_use_source(_i))
         return;
     gcpool_bufpool_t *bp = gcpool_bufpool_create(NULL);
@@ -776,7 +757,7 @@ START_TEST(env_bad_value)
     setenv("GCPOOL_GC", "sim", 1);
     setenv(b->name, b->value, 1);
     char first[512] = "", want[256];
-    const char *err = capture(gcp_env_reload);
+    const char *err = test_capture_stderr(gcp_env_reload);
     ck_assert_msg(buf_lines(err, first, sizeof first) == 1, "%s=%s: want one line, got \"%s\"",
                   b->name, b->value, err);
     snprintf(want, sizeof want, "gcpool: %s=%s ", b->name, b->value);
@@ -798,7 +779,7 @@ START_TEST(env_max_below_min)
     setenv("GCPOOL_BUF_MIN", "8192", 1);
     setenv("GCPOOL_BUF_MAX", "1024", 1);
     char first[512] = "";
-    const char *err = capture(gcp_env_reload);
+    const char *err = test_capture_stderr(gcp_env_reload);
     ck_assert_msg(buf_lines(err, first, sizeof first) == 1, "got \"%s\"", err);
     ck_assert_msg(strstr(first, "GCPOOL_BUF_MAX=1024 is less than GCPOOL_BUF_MIN=8192"), "got \"%s\"",
                   first);

@@ -26,25 +26,6 @@ static void clean_env(void)
 }
 
 /* Runs fn with fd 2 sent to a temporary file; returns what it wrote. */
-static char captured[8192];
-static const char *capture(void (*fn)(void))
-{
-    fflush(stderr);
-    FILE *tmp = tmpfile();
-    ck_assert_ptr_nonnull(tmp);
-    int saved = dup(2);
-    ck_assert_int_ge(saved, 0);
-    ck_assert_int_eq(dup2(fileno(tmp), 2), 2);
-    fn();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    rewind(tmp);
-    size_t n = fread(captured, 1, sizeof captured - 1, tmp);
-    captured[n] = '\0';
-    fclose(tmp);
-    return captured;
-}
 
 static int lines(const char *s)
 {
@@ -65,7 +46,7 @@ START_TEST(defaults)
     static const char *const want[GCP_ENV_COUNT] = {"auto", "1", "auto", "topology", "chain", "off",
                                                      "",     "0", "0",    "8",        "1024",  "0",
                                                      "256",  "4194304"};
-    ck_assert_str_eq(capture(gcp_env_reload), "");
+    ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     for (int id = 0; id < GCP_ENV_COUNT; id++) {
         ck_assert_str_eq(text(id), want[id]);
         ck_assert_ptr_nonnull(gcp_env_name(id));
@@ -119,7 +100,7 @@ START_TEST(bad_value)
     const char *name = gcp_env_name(b->id);
     char want[256];
     setenv(name, b->value, 1);
-    const char *err = capture(gcp_env_reload);
+    const char *err = test_capture_stderr(gcp_env_reload);
     ck_assert_msg(lines(err) == 1, "%s=%s: want one line, got \"%s\"", name, b->value, err);
     snprintf(want, sizeof want, "gcpool: %s=%s ", name, b->value);
     ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "got \"%s\"", err);
@@ -133,14 +114,14 @@ END_TEST
 START_TEST(bad_value_one_line)
 {
     setenv("GCPOOL_SIM_NEW", "1\n2", 1);
-    const char *err = capture(gcp_env_reload);
+    const char *err = test_capture_stderr(gcp_env_reload);
     ck_assert_int_eq(lines(err), 1);
     ck_assert_ptr_nonnull(strstr(err, "GCPOOL_SIM_NEW=1\\x0a2 "));
     char huge[4096];
     memset(huge, 'z', sizeof huge - 1);
     huge[sizeof huge - 1] = '\0';
     setenv("GCPOOL_GC", huge, 1);
-    ck_assert_int_eq(lines(capture(gcp_env_reload)), 2);
+    ck_assert_int_eq(lines(test_capture_stderr(gcp_env_reload)), 2);
     ck_assert_int_eq(gcp_env_long(GCP_ENV_GC), GCP_GC_AUTO);
 }
 END_TEST
@@ -174,7 +155,7 @@ START_TEST(good_value)
 {
     const struct good *g = &good[_i];
     setenv(gcp_env_name(g->id), g->value, 1);
-    ck_assert_str_eq(capture(gcp_env_reload), "");
+    ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     ck_assert_int_eq(gcp_env_long(g->id), g->want);
     char want[32];
     snprintf(want, sizeof want, "%ld", g->want);
@@ -189,12 +170,12 @@ START_TEST(ring_limits)
     /* The power-of-two ends of both ranges, in one go (MIN <= MAX). */
     setenv("GCPOOL_RING_MIN", "1048576", 1);
     setenv("GCPOOL_RING_MAX", "16777216", 1);
-    ck_assert_str_eq(capture(gcp_env_reload), "");
+    ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     ck_assert_int_eq(gcp_env_long(GCP_ENV_RING_MIN), 1048576);
     ck_assert_int_eq(gcp_env_long(GCP_ENV_RING_MAX), 16777216);
     setenv("GCPOOL_RING_MIN", "2", 1);
     setenv("GCPOOL_RING_MAX", "2", 1);
-    ck_assert_str_eq(capture(gcp_env_reload), "");
+    ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     ck_assert_int_eq(gcp_env_long(GCP_ENV_RING_MAX), 2);
 }
 END_TEST
@@ -203,7 +184,7 @@ START_TEST(ring_max_below_min)
 {
     test_setenv("GCPOOL_RING_MIN", "64");
     setenv("GCPOOL_RING_MAX", "16", 1);
-    const char *err = capture(gcp_env_reload);
+    const char *err = test_capture_stderr(gcp_env_reload);
     ck_assert_int_eq(lines(err), 1);
     ck_assert_ptr_nonnull(strstr(err, "GCPOOL_RING_MAX=16"));
     ck_assert_ptr_nonnull(strstr(err, "GCPOOL_RING_MIN=64"));
@@ -212,7 +193,7 @@ START_TEST(ring_max_below_min)
     /* A RING_MIN above the default RING_MAX raises it too. */
     unsetenv("GCPOOL_RING_MAX");
     setenv("GCPOOL_RING_MIN", "2048", 1);
-    err = capture(gcp_env_reload);
+    err = test_capture_stderr(gcp_env_reload);
     ck_assert_int_eq(lines(err), 1);
     ck_assert_ptr_nonnull(strstr(err, "GCPOOL_RING_MAX=1024 (the default)"));
     ck_assert_int_eq(gcp_env_long(GCP_ENV_RING_MAX), 2048);
@@ -222,7 +203,7 @@ END_TEST
 START_TEST(unknown_variable)
 {
     setenv("GCPOOL_VICTUM", "0", 1);
-    const char *err = capture(gcp_env_reload);
+    const char *err = test_capture_stderr(gcp_env_reload);
     ck_assert_int_eq(lines(err), 1);
     ck_assert_ptr_nonnull(strstr(err, "GCPOOL_VICTUM "));
     ck_assert_ptr_nonnull(strstr(err, "did you mean GCPOOL_VICTIM?"));
@@ -231,7 +212,7 @@ START_TEST(unknown_variable)
     setenv("GCPOOL_FOO", "", 1);
     setenv("GCPOOL_TOPOLOGIES", "/nowhere", 1);
     setenv("GCPOOL_BUILDDIR", "/nowhere", 1);
-    err = capture(gcp_env_reload);
+    err = test_capture_stderr(gcp_env_reload);
     ck_assert_int_eq(lines(err), 2);
     ck_assert_ptr_nonnull(strstr(err, "GCPOOL_FOO "));
 }
@@ -306,7 +287,7 @@ START_TEST(json)
     static const char path[] = "/tmp/a \"quoted\" \\ name\t.json";
     setenv("GCPOOL_STATS_FILE", path, 1);
     setenv("GCPOOL_GC", "sim", 1);
-    ck_assert_str_eq(capture(gcp_env_reload), "");
+    ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     ck_assert_str_eq(gcp_env_str(GCP_ENV_STATS_FILE), path);
     char *s = print_to_string(true);
     char keys[GCP_ENV_COUNT + 1][64], vals[GCP_ENV_COUNT + 1][256];
@@ -374,10 +355,10 @@ START_TEST(read_once)
     const char *nofork = getenv("CK_FORK");
     if (nofork && strcmp(nofork, "no") == 0)
         return; /* the first read happened in an earlier test */
-    ck_assert_int_eq(lines(capture(read_from_threads)), 1);
+    ck_assert_int_eq(lines(test_capture_stderr(read_from_threads)), 1);
     setenv("GCPOOL_VICTIM", "1", 1);
     ck_assert_int_eq(gcp_env_long(GCP_ENV_VICTIM), 0);
-    ck_assert_int_eq(lines(capture(gcp_env_reload)), 1);
+    ck_assert_int_eq(lines(test_capture_stderr(gcp_env_reload)), 1);
     ck_assert_int_eq(gcp_env_long(GCP_ENV_VICTIM), 1);
 }
 END_TEST

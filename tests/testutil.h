@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define GC_THREADS
 #include <gc/gc.h>
@@ -110,6 +111,28 @@ static inline int test_pin_to_one_cpu(void)
         }
     }
     return -1;
+}
+
+/* Runs fn with stderr sent to a temporary file; returns what it printed (a
+ * static buffer, overwritten by the next call). */
+static inline const char *test_capture_stderr(void (*fn)(void))
+{
+    static char captured[8192];
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    ck_assert_ptr_nonnull(tmp);
+    int saved = dup(2);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(fileno(tmp), 2), 2);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(captured, 1, sizeof captured - 1, tmp);
+    captured[n] = '\0';
+    fclose(tmp);
+    return captured;
 }
 
 /* Runs the suite; exit status 0 only when every test passed. */

@@ -19,6 +19,7 @@ bool gcp_pin_rseq;
 #ifdef GCP_PIN_RSEQ_POSSIBLE
 size_t gcp_pin_cpu_offset[GCP_PIN_MAX_CPUS];
 _Atomic uint64_t gcp_pin_restart_count;
+ptrdiff_t gcp_pin_rseq_offset;
 #endif
 
 /* Why this process cannot use rseq, or NULL when it can. */
@@ -68,6 +69,7 @@ static void choose(void)
         gcp_pin_cpu_offset[cpu] = cpu < t->ncpu_table && t->cpu_to_local[cpu] >= 0
                                       ? (size_t)t->cpu_to_local[cpu] * stride
                                       : GCP_PIN_NO_LOCAL;
+    gcp_pin_rseq_offset = __rseq_offset; /* ours is reached without the GOT */
     gcp_pin_rseq = true;
 #endif
 }

@@ -98,6 +98,7 @@ static inline void gcp_unpin(struct gcp_local *l)
 #define GCP_PIN_NO_LOCAL ((size_t)-1)
 extern size_t gcp_pin_cpu_offset[GCP_PIN_MAX_CPUS];
 extern _Atomic uint64_t gcp_pin_restart_count;
+extern ptrdiff_t gcp_pin_rseq_offset; /* glibc's __rseq_offset, copied at start */
 
 #define GCP_RSEQ_SIG "0x53053053" /* glibc's RSEQ_SIG on x86 */
 
@@ -119,8 +120,8 @@ extern _Atomic uint64_t gcp_pin_restart_count;
     "jmp 0f\n\t"                                                                               \
     ".popsection\n\t"                                                                          \
     "0: " init "leaq 3b(%%rip), %%rax\n\t"                                                     \
-    "movq %%rax, 8(%[rs])\n\t" /* rs->rseq_cs = &descriptor */                                 \
-    "1: movl (%[rs]), %%ecx\n\t" /* cpu_id_start */                                            \
+    "movq %%rax, %%fs:8(%[rs])\n\t" /* rseq area's rseq_cs = &descriptor */                    \
+    "1: movl %%fs:(%[rs]), %%ecx\n\t" /* its cpu_id_start */                                   \
     "cmpl %[max], %%ecx\n\t"                                                                   \
     "jae 5f\n\t"                                                                               \
     "movq (%[tab], %%rcx, 8), %%rax\n\t"                                                       \
@@ -132,8 +133,10 @@ extern _Atomic uint64_t gcp_pin_restart_count;
     "movq %c[base](%%rdx), %%rdx\n\t"                                                          \
     "addq %%rax, %%rdx\n\t" /* rdx = this CPU's local */
 
+/* rs: the rseq area's offset from the thread pointer, so the sequence reaches
+ * it with one %fs-relative access instead of computing its address first. */
 #define GCP_RSEQ_INPUTS(role)                                                                  \
-    [rs] "r"(gcp_rseq_area()), [role] "r"(role), [tab] "r"(gcp_pin_cpu_offset),                 \
+    [rs] "r"(gcp_pin_rseq_offset), [role] "r"(role), [tab] "r"(gcp_pin_cpu_offset),             \
         [max] "i"(GCP_PIN_MAX_CPUS), [base] "i"(offsetof(struct gcp_locals, base))
 
 static inline struct rseq *gcp_rseq_area(void)

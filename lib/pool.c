@@ -25,6 +25,11 @@ enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE }
 
 static _Atomic unsigned pools_created;
 
+/* rseq in force and checked mode off: gets and puts need test nothing else
+ * before their sequence.  Set when a pool is created, to the same value by
+ * every creator (both inputs are chosen once). */
+static _Atomic bool fast;
+
 static size_t round_up(size_t n, size_t unit)
 {
     return (n + unit - 1) / unit * unit;
@@ -80,6 +85,7 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     gcp_cycle_init();
     gcp_debug_init();
     gcp_stats_at_exit();
+    atomic_store_explicit(&fast, gcp_pin_rseq && !gcp_debug, memory_order_relaxed);
 
     struct gcpool *p = gcp_mem_calloc(sizeof *p);
     if (!p || (opts->name && !(p->name = gcp_mem_strdup(opts->name)))) {
@@ -342,19 +348,33 @@ static __attribute__((noinline)) void *get_shared(struct gcpool *p)
     return get_slow(p, a, self);
 }
 
-void *gcpool_get(gcpool_t *p)
+/* Every get but the rseq hit path: a NULL pool, the lock pin, checked mode. */
+static __attribute__((noinline)) void *get_general(struct gcpool *p)
 {
-    if (__builtin_expect(!p, 0)) {
+    if (!p) {
         errno = EINVAL;
         return NULL;
     }
-    /* The hot path: this CPU's private slot (one load and one store under rseq). */
     void *obj = gcp_pin_take_private(&p->cur);
-    if (__builtin_expect(obj == NULL, 0))
+    if (!obj)
         obj = get_shared(p);
-    if (__builtin_expect(gcp_debug, 0) && obj)
+    if (gcp_debug && obj)
         gcp_debug_get(p, obj);
     return obj;
+}
+
+void *gcpool_get(gcpool_t *p)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    /* The hot path: one sequence, one load and one store.  Relaxed: `fast` is
+     * set before any pool exists, and a pool reaches other threads through
+     * their own synchronisation. */
+    if (__builtin_expect(p && atomic_load_explicit(&fast, memory_order_relaxed), 1)) {
+        void *obj = gcp_rseq_take_private(&p->cur);
+        return __builtin_expect(obj != NULL, 1) ? obj : get_shared(p);
+    }
+#endif
+    return get_general(p);
 }
 
 /* The head ring was full: grow the chain with a ring allocated outside any
@@ -417,15 +437,16 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
         put_slow(p, obj, want);
 }
 
-void gcpool_put(gcpool_t *p, void *obj)
+/* Every put but the rseq hit path: NULLs, the lock pin, checked mode. */
+static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
 {
-    if (__builtin_expect(!p, 0)) {
+    if (!p) {
         errno = EINVAL;
         return;
     }
-    if (__builtin_expect(obj == NULL, 0))
+    if (!obj)
         return;
-    if (__builtin_expect(gcp_debug, 0)) {
+    if (gcp_debug) {
         enum gcp_debug_verdict v = gcp_debug_put(p, obj);
         if (v == GCP_DEBUG_IGNORE)
             return;
@@ -434,9 +455,21 @@ void gcpool_put(gcpool_t *p, void *obj)
             return;
         }
     }
-    /* The hot path: this CPU's private slot, counted by the same store. */
     if (!gcp_pin_fill_private(&p->cur, obj))
         put_shared(p, obj);
+}
+
+void gcpool_put(gcpool_t *p, void *obj)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    /* The hot path: this CPU's private slot, one sequence (see gcpool_get). */
+    if (__builtin_expect(p && obj && atomic_load_explicit(&fast, memory_order_relaxed), 1)) {
+        if (__builtin_expect(!gcp_rseq_fill_private(&p->cur, obj), 0))
+            put_shared(p, obj);
+        return;
+    }
+#endif
+    put_general(p, obj);
 }
 
 const char *gcpool_version(void)

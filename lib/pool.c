@@ -485,12 +485,12 @@ void gcpool_destroy(gcpool_t *p)
     }
     /* Out of the registry first, so no cycle can reach the pool any more. */
     gcp_cycle_unregister(p);
-    for (int k = 0; k < 3; k++) {
-        if (p->arrays[k]) {
+    for (int k = 0; k < 3; k++)
+        if (p->arrays[k])
             gcp_pool_drain(p, p->arrays[k], GCP_DRAIN_PRIVATE);
-            locals_free(p->arrays[k]);
-        }
-    }
+    gcp_stats_retire(p); /* its counters live in the arrays: before they go */
+    for (int k = 0; k < 3; k++)
+        locals_free(p->arrays[k]);
     if (gcp_debug)
         gcp_debug_destroyed(p);
     free(p->name);

@@ -90,35 +90,94 @@ static void json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static void report_pool(struct gcpool *p, void *arg)
-{
-    struct report *r = arg;
+/* One pool's line of a report: taken from a live pool, or kept from one
+ * destroyed while reports were asked for (GCPOOL_STATS), so that the report
+ * at exit shows every pool the program used. */
+struct row {
+    struct row *next;
     gcpool_stats_t s;
-    gcp_stats_sum(p, &s);
+    uint64_t moved, last_moved, last_dropped;
+    bool destroyed;
+    char name[]; /* its name, or pool#N */
+};
+
+static struct row *retired; /* newest first; under retired_mutex */
+static pthread_mutex_t retired_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static struct row *row_of(struct gcpool *p)
+{
     char index_name[32];
     snprintf(index_name, sizeof index_name, "pool#%u", p->index);
     const char *name = p->name ? p->name : index_name;
-    uint64_t moved = get(&p->moved_to_victim);
+    struct row *w = malloc(sizeof *w + strlen(name) + 1);
+    if (!w)
+        return NULL;
+    gcp_stats_sum(p, &w->s);
+    w->moved = get(&p->moved_to_victim);
+    w->last_moved = get(&p->last_moved);
+    w->last_dropped = get(&p->last_dropped);
+    w->destroyed = false;
+    strcpy(w->name, name);
+    return w;
+}
+
+static void print_row(struct report *r, const struct row *w)
+{
+    const gcpool_stats_t *s = &w->s;
     if (r->json) {
         fprintf(r->out, "%s\n    {\"name\": ", r->first ? "" : ",");
-        json_string(r->out, name);
+        json_string(r->out, w->name);
         fprintf(r->out,
                 ", \"gets\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"news\": %" PRIu64
                 ", \"hit_private\": %" PRIu64 ", \"hit_shared\": %" PRIu64
                 ", \"hit_steal\": %" PRIu64 ", \"hit_victim\": %" PRIu64 ", \"miss\": %" PRIu64
                 ", \"dropped\": %" PRIu64 ", \"moved_to_victim\": %" PRIu64
-                ", \"last_cycle_moved\": %" PRIu64 ", \"last_cycle_dropped\": %" PRIu64 "}",
-                s.gets, s.puts, s.news, s.hit_private, s.hit_shared, s.hit_steal, s.hit_victim,
-                s.miss, s.dropped, moved, get(&p->last_moved), get(&p->last_dropped));
+                ", \"last_cycle_moved\": %" PRIu64 ", \"last_cycle_dropped\": %" PRIu64
+                ", \"destroyed\": %s}",
+                s->gets, s->puts, s->news, s->hit_private, s->hit_shared, s->hit_steal,
+                s->hit_victim, s->miss, s->dropped, w->moved, w->last_moved, w->last_dropped,
+                w->destroyed ? "true" : "false");
     } else {
         fprintf(r->out,
                 "%-20.20s %12" PRIu64 " %12" PRIu64 " %6.1f%% %6.1f%% %6.1f%% %6.1f%% %6.1f%% %10" PRIu64
-                " %10" PRIu64 " %10" PRIu64 " %6.1f%%\n",
-                name, s.gets, s.puts, rate(s.hit_private, s.gets), rate(s.hit_shared, s.gets),
-                rate(s.hit_steal, s.gets), rate(s.hit_victim, s.gets), rate(s.miss, s.gets), s.news,
-                s.dropped, moved, rate(s.hit_victim, moved));
+                " %10" PRIu64 " %10" PRIu64 " %6.1f%%%s\n",
+                w->name, s->gets, s->puts, rate(s->hit_private, s->gets), rate(s->hit_shared, s->gets),
+                rate(s->hit_steal, s->gets), rate(s->hit_victim, s->gets), rate(s->miss, s->gets),
+                s->news, s->dropped, w->moved, rate(s->hit_victim, w->moved),
+                w->destroyed ? " (destroyed)" : "");
     }
     r->first = false;
+}
+
+static void report_pool(struct gcpool *p, void *arg)
+{
+    struct row *w = row_of(p);
+    if (w) {
+        print_row(arg, w);
+        free(w);
+    }
+}
+
+static void report_retired(struct report *r)
+{
+    pthread_mutex_lock(&retired_mutex);
+    for (const struct row *w = retired; w; w = w->next)
+        print_row(r, w);
+    pthread_mutex_unlock(&retired_mutex);
+}
+
+void gcp_stats_retire(struct gcpool *p)
+{
+    if (gcp_env_long(GCP_ENV_STATS) == GCP_STATS_OFF)
+        return; /* nobody will read it: keep nothing */
+    struct row *w = row_of(p);
+    if (!w)
+        return; /* the report then lacks this pool; nothing else is lost */
+    w->destroyed = true;
+    pthread_mutex_lock(&retired_mutex);
+    w->next = retired;
+    retired = w;
+    pthread_mutex_unlock(&retired_mutex);
 }
 
 void gcpool_stats_print(FILE *out, int flags)
@@ -132,6 +191,7 @@ void gcpool_stats_print(FILE *out, int flags)
         fprintf(out, "{\"version\": \"%s\", \"cycles\": %" PRIu64 ", \"pools\": [", gcpool_version(),
                 gcpool_cycles());
         gcp_cycle_each_pool(report_pool, &r);
+        report_retired(&r);
         fprintf(out, "%s]}\n", r.first ? "" : "\n  ");
     } else {
         fprintf(out, "gcpool %s: %" PRIu64 " cycles\n", gcpool_version(), gcpool_cycles());
@@ -139,6 +199,7 @@ void gcpool_stats_print(FILE *out, int flags)
                 "private", "shared", "steal", "victim", "miss", "news", "dropped", "to-victim",
                 "v-hit");
         gcp_cycle_each_pool(report_pool, &r);
+        report_retired(&r);
     }
     fflush(out);
 }

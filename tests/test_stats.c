@@ -216,6 +216,12 @@ START_TEST(test_report_at_exit)
         gcpool_t *p = gcpool_create(&o);
         gcpool_put(p, &objs[0]);
         gcpool_get(p);
+        /* A pool destroyed before exit is in the report too. */
+        gcpool_options_t od = {.name = "gone"};
+        gcpool_t *d = gcpool_create(&od);
+        gcpool_put(d, &objs[1]);
+        gcpool_put(d, &objs[2]);
+        gcpool_destroy(d);
         exit(0);
     }
     int status;
@@ -228,6 +234,11 @@ START_TEST(test_report_at_exit)
     unlink(path);
     ck_assert_msg(strstr(doc, "\"name\": \"at-exit\""), "report: %s", doc);
     ck_assert_uint_eq(json_number(doc, "gets"), 1);
+    const char *gone = strstr(doc, "\"name\": \"gone\"");
+    ck_assert_msg(gone != NULL, "destroyed pool missing: %s", doc);
+    ck_assert_uint_eq(json_number(gone, "puts"), 2);
+    ck_assert_uint_eq(json_number(gone, "dropped"), 2);
+    ck_assert_msg(strstr(gone, "\"destroyed\": true"), "report: %s", doc);
 }
 END_TEST
 

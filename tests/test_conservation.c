@@ -10,49 +10,19 @@
 #include <unistd.h>
 
 #include "pin.h"
+#include "ledger.h"
 #include "testutil.h"
-
-struct object {
-    _Atomic int users; /* 1 while handed out */
-    _Atomic int freed; /* free_fn calls */
-    long id;
-};
 
 struct world {
     gcpool_t *pool;
-    struct object **made; /* every object new_fn returned, to check at the end */
-    _Atomic long nmade;
-    long capacity;
+    struct ledger ledger;
     long iterations;
     _Atomic int stop_cycles;
-    bool boehm;
     pthread_t *workers;
     int nworkers;
     _Atomic int workers_done;  /* workers that finished their iterations */
     _Atomic int signals_over;  /* workers may exit: nobody signals them any more */
 };
-
-static void *make(void *arg)
-{
-    struct world *w = arg;
-    long id = atomic_fetch_add(&w->nmade, 1);
-    ck_assert_msg(id < w->capacity, "new_fn called more than the test allows");
-    /* Under Boehm: uncollectable, so only free_fn's bookkeeping decides its fate
-     * and the test can read it after the pool let go. */
-    struct object *o = w->boehm ? GC_MALLOC_UNCOLLECTABLE(sizeof *o) : calloc(1, sizeof *o);
-    ck_assert_ptr_nonnull(o);
-    o->id = id;
-    w->made[id] = o;
-    return o;
-}
-
-static void release(void *obj, void *arg)
-{
-    (void)arg;
-    struct object *o = obj;
-    ck_assert_msg(atomic_load(&o->users) == 0, "object %ld dropped while in use", o->id);
-    ck_assert_msg(atomic_fetch_add(&o->freed, 1) == 0, "object %ld freed twice", o->id);
-}
 
 static void *worker(void *arg)
 {
@@ -60,19 +30,12 @@ static void *worker(void *arg)
     struct object *held[4];
     for (long i = 0; i < w->iterations; i++) {
         int n = 1 + (int)(i % 4); /* hold up to four at once: private, shared, steals */
-        for (int k = 0; k < n; k++) {
-            struct object *o = gcpool_get(w->pool);
-            ck_assert_ptr_nonnull(o);
-            ck_assert_msg(atomic_fetch_add(&o->users, 1) == 0, "object %ld handed to two users",
-                          o->id);
-            ck_assert_msg(atomic_load(&o->freed) == 0, "object %ld handed out after free_fn",
-                          o->id);
-            held[k] = o;
-        }
+        for (int k = 0; k < n; k++)
+            held[k] = ledger_take(gcpool_get(w->pool));
         if (i % 64 == 0 && !w->workers)
             sched_yield(); /* invite preemption mid-stream (signals do it otherwise) */
         for (int k = 0; k < n; k++) {
-            atomic_store(&held[k]->users, 0);
+            ledger_give(held[k]);
             gcpool_put(w->pool, held[k]);
         }
     }
@@ -91,17 +54,6 @@ static void *cycler(void *arg)
         usleep(200);
     }
     return NULL;
-}
-
-/* Loop index: bit 0 the source (sim, Boehm), bit 1 the pin (lock, rseq). */
-static bool use_pin(int rseq)
-{
-    test_setenv("GCPOOL_PIN", rseq ? "rseq" : "lock");
-    if (rseq && strcmp(gcp_pin_name(), "rseq") != 0) {
-        printf("SKIP: rseq is not available in this process; rseq case skipped\n");
-        return false;
-    }
-    return true;
 }
 
 static void on_signal(int sig)
@@ -125,16 +77,16 @@ static void *signaller(void *arg)
 static void conserve(int variant, int threads_per_core, bool signals)
 {
     int boehm = variant & 1;
-    if (!test_use_source(boehm) || !use_pin(variant >> 1))
+    if (!test_use_source(boehm) || !test_use_pin(variant >> 1))
         return;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int nthreads = (int)(cores * threads_per_core);
     /* With signals, one thread per core: a signal then mostly finds its thread
      * running, often inside a sequence. */
-    struct world w = {.iterations = (signals ? 100000 : 20000) / threads_per_core, .boehm = boehm};
-    w.capacity = (long)nthreads * w.iterations * 4 + 16;
-    w.made = calloc((size_t)w.capacity, sizeof *w.made);
-    gcpool_options_t o = {.new_fn = make, .free_fn = release, .arg = &w, .name = "conserve"};
+    struct world w = {.iterations = (signals ? 100000 : 20000) / threads_per_core};
+    ledger_init(&w.ledger, (long)nthreads * w.iterations * 4 + 16, boehm);
+    gcpool_options_t o = {.new_fn = ledger_make, .free_fn = ledger_release, .arg = &w.ledger,
+                          .name = "conserve"};
     w.pool = gcpool_create(&o);
     ck_assert_ptr_nonnull(w.pool);
 
@@ -166,18 +118,7 @@ static void conserve(int variant, int threads_per_core, bool signals)
     gcpool_read_stats(w.pool, &s);
     gcpool_destroy(w.pool);
 
-    long made = atomic_load(&w.nmade);
-    long freed = 0;
-    for (long i = 0; i < made; i++) {
-        int f = atomic_load(&w.made[i]->freed);
-        ck_assert_msg(f == 1, "object %ld reached free_fn %d times", i, f);
-        freed++;
-        if (boehm)
-            GC_FREE(w.made[i]);
-        else
-            free(w.made[i]);
-    }
-    ck_assert_int_eq(freed, made);
+    long made = ledger_settle(&w.ledger);
     ck_assert_uint_eq((uint64_t)made, s.news);
     ck_assert_uint_eq(s.gets, s.hit_private + s.hit_shared + s.hit_steal + s.hit_victim + s.miss);
     ck_assert_uint_gt(cycles, 0);
@@ -186,7 +127,6 @@ static void conserve(int variant, int threads_per_core, bool signals)
            boehm ? "boehm" : "sim", gcp_pin_name(), threads_per_core, signals ? " with signals" : "",
            nthreads, made, cycles, s.hit_victim, s.hit_steal, restarts);
     free(t);
-    free(w.made);
 }
 
 START_TEST(test_conservation_4x) { conserve(_i, 4, false); }

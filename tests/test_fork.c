@@ -253,14 +253,8 @@ static void fork_while_busy(int variant)
         printf("SKIP: the sanitizers' allocators do not survive fork in a threaded process\n");
     return;
 #endif
-    if (!test_use_source(variant & 1))
+    if (!test_use_source(variant & 1) || !test_use_pin((variant >> 1) & 1))
         return;
-    int rseq = (variant >> 1) & 1;
-    test_setenv("GCPOOL_PIN", rseq ? "rseq" : "lock");
-    if (rseq && strcmp(gcp_pin_name(), "rseq") != 0) {
-        printf("SKIP: rseq is not available in this process; rseq case skipped\n");
-        return;
-    }
     bool checked = variant & 4;
     test_setenv("GCPOOL_DEBUG", checked ? "1" : NULL);
     gcp_debug_init();

@@ -11,21 +11,13 @@
 #include <unistd.h>
 
 #include "pin.h"
+#include "ledger.h"
 #include "testutil.h"
-
-struct object {
-    _Atomic int users; /* 1 while handed out */
-    _Atomic int freed; /* free_fn calls */
-    long id;
-};
 
 struct world {
     gcpool_t *pool;
-    struct object **made; /* every object new_fn returned */
-    _Atomic long nmade;
-    long capacity;
+    struct ledger ledger;
     long iterations; /* per thread */
-    bool boehm;
     _Atomic int stop_cycles;
     _Atomic long gets;
     unsigned cycle_sleep_us;
@@ -39,27 +31,6 @@ static long scale(long n)
     return n / div > 0 ? n / div : 1;
 }
 
-static void *make(void *arg)
-{
-    struct world *w = arg;
-    long id = atomic_fetch_add(&w->nmade, 1);
-    ck_assert_msg(id < w->capacity, "new_fn called more than the test allows");
-    /* Under Boehm: uncollectable, so that only free_fn decides its fate. */
-    struct object *o = w->boehm ? GC_MALLOC_UNCOLLECTABLE(sizeof *o) : calloc(1, sizeof *o);
-    ck_assert_ptr_nonnull(o);
-    o->id = id;
-    w->made[id] = o;
-    return o;
-}
-
-static void release(void *obj, void *arg)
-{
-    (void)arg;
-    struct object *o = obj;
-    ck_assert_msg(atomic_load(&o->users) == 0, "object %ld dropped while in use", o->id);
-    ck_assert_msg(atomic_fetch_add(&o->freed, 1) == 0, "object %ld freed twice", o->id);
-}
-
 static void *worker(void *arg)
 {
     struct world *w = arg;
@@ -67,20 +38,13 @@ static void *worker(void *arg)
     long gets = 0;
     for (long i = 0; i < w->iterations; i++) {
         int n = 1 + (int)(i % 4);
-        for (int k = 0; k < n; k++) {
-            struct object *o = gcpool_get(w->pool);
-            ck_assert_ptr_nonnull(o);
-            ck_assert_msg(atomic_fetch_add(&o->users, 1) == 0, "object %ld handed to two users",
-                          o->id);
-            ck_assert_msg(atomic_load(&o->freed) == 0, "object %ld handed out after free_fn",
-                          o->id);
-            held[k] = o;
-        }
+        for (int k = 0; k < n; k++)
+            held[k] = ledger_take(gcpool_get(w->pool));
         gets += n;
         if (i % 16 == 0)
             sched_yield(); /* let the other threads in while holding objects */
         for (int k = 0; k < n; k++) {
-            atomic_store(&held[k]->users, 0);
+            ledger_give(held[k]);
             gcpool_put(w->pool, held[k]);
         }
     }
@@ -101,27 +65,17 @@ static void *cycler(void *arg)
 /* Loop index: bit 0 the source (sim, Boehm), bit 1 the pin (lock, rseq). */
 static bool setup(int variant)
 {
-    if (!test_use_source(variant & 1))
-        return false;
-    int rseq = variant >> 1;
-    test_setenv("GCPOOL_PIN", rseq ? "rseq" : "lock");
-    if (rseq && strcmp(gcp_pin_name(), "rseq") != 0) {
-        printf("SKIP: rseq is not available in this process; rseq case skipped\n");
-        return false;
-    }
-    return true;
+    return test_use_source(variant & 1) && test_use_pin(variant >> 1);
 }
 
 static void start(struct world *w, int variant, long max_gets, pthread_t *cyc)
 {
-    w->boehm = variant & 1;
-    w->capacity = max_gets + 16; /* at worst every get calls new_fn */
-    w->made = calloc((size_t)w->capacity, sizeof *w->made);
-    ck_assert_ptr_nonnull(w->made);
+    ledger_init(&w->ledger, max_gets + 16, variant & 1); /* at worst every get calls new_fn */
     /* Collections stop every thread: fewer of them under Boehm, where there
      * are thousands of threads to stop. */
-    w->cycle_sleep_us = w->boehm ? 2000 : 200;
-    gcpool_options_t o = {.new_fn = make, .free_fn = release, .arg = w, .name = "threads"};
+    w->cycle_sleep_us = w->ledger.boehm ? 2000 : 200;
+    gcpool_options_t o = {.new_fn = ledger_make, .free_fn = ledger_release, .arg = &w->ledger,
+                          .name = "threads"};
     w->pool = gcpool_create(&o);
     ck_assert_ptr_nonnull(w->pool);
     ck_assert_int_eq(test_thread_start(cyc, cycler, w), 0);
@@ -137,15 +91,7 @@ static void finish(struct world *w, pthread_t cyc, const char *what, long thread
     uint64_t cycles = gcpool_cycles();
     gcpool_destroy(w->pool);
 
-    long made = atomic_load(&w->nmade);
-    for (long i = 0; i < made; i++) {
-        int f = atomic_load(&w->made[i]->freed);
-        ck_assert_msg(f == 1, "object %ld reached free_fn %d times", i, f);
-        if (w->boehm)
-            GC_FREE(w->made[i]);
-        else
-            free(w->made[i]);
-    }
+    long made = ledger_settle(&w->ledger);
     long gets = atomic_load(&w->gets);
     ck_assert_uint_eq(s.gets, (uint64_t)gets);
     ck_assert_uint_eq(s.news, (uint64_t)made);
@@ -155,9 +101,8 @@ static void finish(struct world *w, pthread_t cyc, const char *what, long thread
                   gets);
     printf("threads %s %s/%s: %ld threads, %ld gets, %ld objects made, %" PRIu64 " cycles, %" PRIu64
            " steals, %" PRIu64 " victim hits\n",
-           what, w->boehm ? "boehm" : "sim", gcp_pin_name(), threads, gets, made, cycles, s.hit_steal,
-           s.hit_victim);
-    free(w->made);
+           what, w->ledger.boehm ? "boehm" : "sim", gcp_pin_name(), threads, gets, made, cycles,
+           s.hit_steal, s.hit_victim);
 }
 
 /* Waves of short-lived threads: each wave starts, works and exits before the

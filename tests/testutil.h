@@ -18,6 +18,7 @@
 
 #include "env.h"
 #include "glue.h"
+#include "pin.h"
 #include "gcpool.h"
 
 /* Sets (value non-NULL) or unsets a GCPOOL_* variable and makes the library read
@@ -62,6 +63,18 @@ static inline bool test_use_source(int boehm)
     if (boehm)
         GC_INIT();
     test_setenv("GCPOOL_GC", boehm ? "boehm" : "sim");
+    return true;
+}
+
+/* Picks the pin for this test process: 0 the lock pin, 1 rseq.  Returns false,
+ * after saying so, when rseq is not available here. */
+static inline bool test_use_pin(int rseq)
+{
+    test_setenv("GCPOOL_PIN", rseq ? "rseq" : "lock");
+    if (rseq && strcmp(gcp_pin_name(), "rseq") != 0) {
+        printf("SKIP: rseq is not available in this process; rseq case skipped\n");
+        return false;
+    }
     return true;
 }
 

@@ -27,33 +27,6 @@ static inline void gcp_lock_wait(gcp_lock_t *l)
     syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
 }
 
-static inline void gcp_lock_slow(gcp_lock_t *l)
-{
-    for (int spin = 0; spin < 100; spin++) {
-        gcp_cpu_relax();
-        int expected = 0;
-        /* Acquire: the holder's writes under the lock happen-before ours. */
-        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
-    }
-    /* Mark sleepers (2) so the holder's unlock wakes one; acquire as above. */
-    while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
-        gcp_lock_wait(l);
-}
-
-static inline void gcp_lock(gcp_lock_t *l)
-{
-    int expected = 0;
-    /* Acquire: pairs with the release in gcp_unlock. */
-    if (__builtin_expect(atomic_compare_exchange_strong_explicit(
-                             &l->state, &expected, 1, memory_order_acquire, memory_order_relaxed),
-                         1))
-        return;
-    gcp_lock_slow(l);
-}
-
 /* true when acquired; never waits. */
 static inline bool gcp_trylock(gcp_lock_t *l)
 {
@@ -61,6 +34,25 @@ static inline bool gcp_trylock(gcp_lock_t *l)
     /* Acquire: pairs with the release in gcp_unlock. */
     return atomic_compare_exchange_strong_explicit(&l->state, &expected, 1, memory_order_acquire,
                                                    memory_order_relaxed);
+}
+
+static inline void gcp_lock_slow(gcp_lock_t *l)
+{
+    for (int spin = 0; spin < 100; spin++) {
+        gcp_cpu_relax();
+        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 && gcp_trylock(l))
+            return;
+    }
+    /* Mark sleepers (2) so the holder's unlock wakes one.  Acquire: pairs with the
+     * release in gcp_unlock. */
+    while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
+        gcp_lock_wait(l);
+}
+
+static inline void gcp_lock(gcp_lock_t *l)
+{
+    if (__builtin_expect(!gcp_trylock(l), 0))
+        gcp_lock_slow(l);
 }
 
 static inline void gcp_unlock(gcp_lock_t *l)

@@ -78,6 +78,10 @@ GCPOOL_API void gcpool_stats_print(FILE *out, int flags);
 /* "0.1.0" */
 GCPOOL_API const char *gcpool_version(void);
 
+/* gcpool_get and gcpool_put inline their hit path where they can (x86-64
+ * Linux; GCPOOL_NO_INLINE turns it off): see gcpool/fastpath.h. */
+#include "gcpool/fastpath.h"
+
 #ifdef __cplusplus
 }
 #endif

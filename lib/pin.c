@@ -16,17 +16,18 @@
 #include "env.h"
 
 bool gcp_pin_rseq;
-#ifdef GCP_PIN_RSEQ_POSSIBLE
-size_t gcp_pin_cpu_offset[GCP_PIN_MAX_CPUS];
-_Atomic uint64_t gcp_pin_restart_count;
-ptrdiff_t gcp_pin_rseq_offset;
-#endif
+
+/* Exported (gcpool/fastpath.h), and read by the library through the GOT like
+ * any program: a program that refers to it may hold the one copy (a copy
+ * relocation), so no hidden alias may stand in for it here.  All zero, `on`
+ * included, until choose() fills it. */
+struct gcpool_fastpath gcpool_fastpath_v1;
 
 /* Why this process cannot use rseq, or NULL when it can. */
 static const char *rseq_impossible(void)
 {
 #ifndef GCP_PIN_RSEQ_POSSIBLE
-#if defined(__SANITIZE_THREAD__)
+#if defined(GCPOOL_FASTPATH_TSAN_)
     return "built with ThreadSanitizer, which cannot see inside a sequence";
 #else
     return "not built for x86-64 with <sys/rseq.h>";
@@ -66,10 +67,10 @@ static void choose(void)
     const struct gcp_topology *t = gcp_topology();
     size_t stride = gcp_local_stride();
     for (unsigned cpu = 0; cpu < GCP_PIN_MAX_CPUS; cpu++)
-        gcp_pin_cpu_offset[cpu] = cpu < t->ncpu_table && t->cpu_to_local[cpu] >= 0
+        gcpool_fastpath_v1.cpu_local[cpu] = cpu < t->ncpu_table && t->cpu_to_local[cpu] >= 0
                                       ? (size_t)t->cpu_to_local[cpu] * stride
                                       : GCP_PIN_NO_LOCAL;
-    gcp_pin_rseq_offset = __rseq_offset; /* ours is reached without the GOT */
+    gcpool_fastpath_v1.rseq_offset = __rseq_offset;
     gcp_pin_rseq = true;
 #endif
 }
@@ -104,15 +105,19 @@ void gcp_pin_after_fork(void)
     /* membarrier registrations belong to the address space, and the child has
      * a new one.  If the child cannot register, it must not use rseq. */
     if (gcp_pin_rseq &&
-        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) {
         gcp_pin_rseq = false;
+        /* Relaxed: the child has one thread yet. */
+        __atomic_store_n(&gcpool_fastpath_v1.on, 0, __ATOMIC_RELAXED);
+    }
 #endif
 }
 
 uint64_t gcp_pin_restarts(void)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
-    return atomic_load_explicit(&gcp_pin_restart_count, memory_order_relaxed);
+    /* Relaxed: the abort handlers' locked increments make it untorn. */
+    return __atomic_load_n(&gcpool_fastpath_v1.restarts, __ATOMIC_RELAXED);
 #else
     return 0;
 #endif
@@ -122,7 +127,7 @@ uint64_t gcp_pin_restarts(void)
 static bool cpu_has_own_local(int cpu)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
-    return cpu >= 0 && cpu < GCP_PIN_MAX_CPUS && gcp_pin_cpu_offset[cpu] != GCP_PIN_NO_LOCAL;
+    return cpu >= 0 && cpu < GCP_PIN_MAX_CPUS && gcpool_fastpath_v1.cpu_local[cpu] != GCP_PIN_NO_LOCAL;
 #else
     (void)cpu;
     return false;

@@ -28,7 +28,7 @@
 #endif
 
 /* OS CPU numbers the rseq path serves; a thread on a higher one takes the lock path. */
-#define GCP_PIN_MAX_CPUS 1024
+#define GCP_PIN_MAX_CPUS GCPOOL_FASTPATH_MAX_CPUS
 
 extern bool gcp_pin_rseq; /* chosen once by gcp_pin_init */
 
@@ -77,67 +77,23 @@ static inline void gcp_unpin(struct gcp_local *l)
  * gcp_pin_fill_private(role, obj): puts obj there, counting the fill; false
  * when the slot is taken (or *role is NULL): the caller goes to the chain. */
 /* ---- the rseq sequences (x86-64) ------------------------------------------
- * Each publishes its descriptor in the thread's rseq area, then, between labels
- * 1 and 2 (the critical section): reads the CPU, the role's array, the local,
- * and ends with exactly one store, the commit.  The abort handler (label 4,
- * preceded by the signature the kernel checks) counts the restart and starts
- * over from the descriptor store, so an abort leaves nothing half done: before
- * the commit nothing was written.
+ * The private slot's two sequences and the start every sequence shares are
+ * gcpool/fastpath.h's, so that programs inline exactly what the library runs.
  *
  * Ordering: the sequence's loads of the role and of private need no fence.
  * Only threads on this CPU write private (each in a sequence: a preemption
  * between our load and our commit restarts us), and a cycle touches the slot
  * only after gcp_pin_fence has aborted every sequence that loaded the old
  * role; its membarrier orders the cycle's stores before our next sequence. */
-#if defined(__x86_64__) && defined(GCP_HAVE_RSEQ_AREA) && !defined(__SANITIZE_THREAD__)
+#if defined(GCPOOL_FASTPATH_RSEQ) && defined(GCP_HAVE_RSEQ_AREA)
 #define GCP_PIN_RSEQ_POSSIBLE 1
 
 /* OS CPU -> byte offset of its local, or GCP_PIN_NO_LOCAL for a CPU that has
  * no local of its own (not allowed at start): the table must be one to one,
  * or two CPUs' sequences would own one local. */
-#define GCP_PIN_NO_LOCAL ((size_t)-1)
-extern size_t gcp_pin_cpu_offset[GCP_PIN_MAX_CPUS];
-extern _Atomic uint64_t gcp_pin_restart_count;
-extern ptrdiff_t gcp_pin_rseq_offset; /* glibc's __rseq_offset, copied at start */
-
-#define GCP_RSEQ_SIG "0x53053053" /* glibc's RSEQ_SIG on x86 */
-
-/* Descriptor (3); abort handler (4), in its own section after the signature
- * the kernel checks, running `undo` then starting over; the entry (0), which
- * runs `init` and publishes the descriptor; then the critical section (1),
- * which finds this CPU's local in the array *role points to, in rdx, or goes
- * to 5 (no local: fail). */
-#define GCP_RSEQ_BEGIN(init, undo)                                                             \
-    ".pushsection __rseq_cs, \"aw\"\n\t"                                                       \
-    ".balign 32\n\t"                                                                           \
-    "3: .long 0, 0\n\t"                                                                        \
-    ".quad 1f, (2f - 1f), 4f\n\t"                                                              \
-    ".popsection\n\t"                                                                          \
-    ".pushsection __rseq_failure, \"ax\"\n\t"                                                  \
-    ".byte 0x0f, 0xb9, 0x3d\n\t"                                                               \
-    ".long " GCP_RSEQ_SIG "\n\t"                                                               \
-    "4: " undo "lock incq gcp_pin_restart_count(%%rip)\n\t"                                    \
-    "jmp 0f\n\t"                                                                               \
-    ".popsection\n\t"                                                                          \
-    "0: " init "leaq 3b(%%rip), %%rax\n\t"                                                     \
-    "movq %%rax, %%fs:8(%[rs])\n\t" /* rseq area's rseq_cs = &descriptor */                    \
-    "1: movl %%fs:(%[rs]), %%ecx\n\t" /* its cpu_id_start */                                   \
-    "cmpl %[max], %%ecx\n\t"                                                                   \
-    "jae 5f\n\t"                                                                               \
-    "movq (%[tab], %%rcx, 8), %%rax\n\t"                                                       \
-    "cmpq $-1, %%rax\n\t"                                                                      \
-    "je 5f\n\t"                                                                                \
-    "movq (%[role]), %%rdx\n\t"                                                                \
-    "testq %%rdx, %%rdx\n\t"                                                                   \
-    "jz 5f\n\t"                                                                                \
-    "movq %c[base](%%rdx), %%rdx\n\t"                                                          \
-    "addq %%rax, %%rdx\n\t" /* rdx = this CPU's local */
-
-/* rs: the rseq area's offset from the thread pointer, so the sequence reaches
- * it with one %fs-relative access instead of computing its address first. */
-#define GCP_RSEQ_INPUTS(role)                                                                  \
-    [rs] "r"(gcp_pin_rseq_offset), [role] "r"(role), [tab] "r"(gcp_pin_cpu_offset),             \
-        [max] "i"(GCP_PIN_MAX_CPUS), [base] "i"(offsetof(struct gcp_locals, base))
+#define GCP_PIN_NO_LOCAL GCPOOL_FASTPATH_NO_LOCAL
+#define GCP_RSEQ_BEGIN(init, undo) GCPOOL_RSEQ_BEGIN_(init, undo)
+#define GCP_RSEQ_INPUTS(role) GCPOOL_RSEQ_INPUTS_(role)
 
 static inline struct rseq *gcp_rseq_area(void)
 {
@@ -146,46 +102,12 @@ static inline struct rseq *gcp_rseq_area(void)
 
 static inline void *gcp_rseq_take_private(struct gcp_locals *_Atomic *role)
 {
-    void *obj;
-    __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
-                         "movq %c[priv](%%rdx), %[obj]\n\t"
-                         "testq %[obj], %[obj]\n\t"
-                         "jz 2f\n\t"
-                         "movq $0, %c[priv](%%rdx)\n\t" /* commit: the slot is empty */
-                         "2: jmp 6f\n\t"
-                         "5: xorl %k[obj], %k[obj]\n\t"
-                         "6:\n\t"
-                         : [obj] "=&r"(obj)
-                         : GCP_RSEQ_INPUTS(role), [priv] "i"(offsetof(struct gcp_local, private_))
-                         : "rax", "rcx", "rdx", "memory", "cc");
-    return obj;
+    return gcpool_fastpath_take_(role);
 }
 
-/* The fill is counted by one increment just after the commit, on the local
- * the sequence used.  Not inside the sequence: only one store may commit,
- * and a 16-byte store of slot and count together costs the pair 65% here
- * (perf/count-overhead).  One instruction cannot be split by preemption, so
- * this CPU's threads never lose each other's counts; a thread migrated in the
- * one instruction between commit and increment, racing a thread of the old
- * CPU on the same counter at that very moment, could lose one count: a
- * statistic off by one, never an object. */
 static inline bool gcp_rseq_fill_private(struct gcp_locals *_Atomic *role, void *obj)
 {
-    int done;
-    __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
-                         "cmpq $0, %c[priv](%%rdx)\n\t"
-                         "jne 5f\n\t"
-                         "movq %[obj], %c[priv](%%rdx)\n\t" /* commit */
-                         "2: incq %c[fills](%%rdx)\n\t"
-                         "movl $1, %[done]\n\t"
-                         "jmp 6f\n\t"
-                         "5: xorl %[done], %[done]\n\t"
-                         "6:\n\t"
-                         : [done] "=&r"(done)
-                         : GCP_RSEQ_INPUTS(role), [priv] "i"(offsetof(struct gcp_local, private_)),
-                           [fills] "i"(offsetof(struct gcp_local, fills)), [obj] "r"(obj)
-                         : "rax", "rcx", "rdx", "memory", "cc");
-    return done;
+    return gcpool_fastpath_fill_(role, obj);
 }
 
 /* The chain's owner operations on its head ring, as sequences.  They give up

@@ -25,10 +25,24 @@ enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE }
 
 static _Atomic unsigned pools_created;
 
+/* gcpool/fastpath.h's sequences, inlined in programs, read our layout. */
+_Static_assert(offsetof(struct gcpool, cur) == 0, "fastpath.h: a pool's first word is cur");
+_Static_assert(offsetof(struct gcp_locals, base) == 0, "fastpath.h: an array's first word is base");
+_Static_assert(offsetof(struct gcp_local, private_) == 0 &&
+                   offsetof(struct gcp_local, fills) == GCPOOL_FASTPATH_LOCAL_FILLS,
+               "fastpath.h: a local begins with private, then fills");
+_Static_assert(offsetof(struct gcpool_fastpath, cpu_local) ==
+                   offsetof(struct gcpool_fastpath, restarts) + sizeof(uint64_t),
+               "fastpath.h: the abort handler finds restarts right before cpu_local");
+
 /* rseq in force and checked mode off: gets and puts need test nothing else
- * before their sequence.  Set when a pool is created, to the same value by
- * every creator (both inputs are chosen once). */
-static _Atomic bool fast;
+ * before their sequence, here and where programs inline them.  Set when a
+ * pool is created, to the same value by every creator (both inputs are
+ * chosen once); relaxed, as fastpath.h says. */
+static inline bool fast_on(void)
+{
+    return __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED);
+}
 
 static size_t round_up(size_t n, size_t unit)
 {
@@ -85,7 +99,7 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     gcp_cycle_init();
     gcp_debug_init();
     gcp_stats_at_exit();
-    atomic_store_explicit(&fast, gcp_pin_rseq && !gcp_debug, memory_order_relaxed);
+    __atomic_store_n(&gcpool_fastpath_v1.on, gcp_pin_rseq && !gcp_debug, __ATOMIC_RELAXED);
 
     struct gcpool *p = gcp_mem_calloc(sizeof *p);
     if (!p || (opts->name && !(p->name = gcp_mem_strdup(opts->name)))) {
@@ -363,18 +377,23 @@ static __attribute__((noinline)) void *get_general(struct gcpool *p)
     return obj;
 }
 
-void *gcpool_get(gcpool_t *p)
+/* The name in parentheses: the definition, not fastpath.h's macro. */
+void *(gcpool_get)(gcpool_t *p)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
-    /* The hot path: one sequence, one load and one store.  Relaxed: `fast` is
-     * set before any pool exists, and a pool reaches other threads through
-     * their own synchronisation. */
-    if (__builtin_expect(p && atomic_load_explicit(&fast, memory_order_relaxed), 1)) {
+    /* The hot path: one sequence, one load and one store. */
+    if (__builtin_expect(p && fast_on(), 1)) {
         void *obj = gcp_rseq_take_private(&p->cur);
         return __builtin_expect(obj != NULL, 1) ? obj : get_shared(p);
     }
 #endif
     return get_general(p);
+}
+
+/* Where the inline gcpool_get goes when the private slot was empty. */
+void *gcpool_fastpath_get_v1(gcpool_t *p)
+{
+    return __builtin_expect(p && fast_on(), 1) ? get_shared(p) : get_general(p);
 }
 
 /* The head ring was full: grow the chain with a ring allocated outside any
@@ -459,17 +478,26 @@ static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
         put_shared(p, obj);
 }
 
-void gcpool_put(gcpool_t *p, void *obj)
+void(gcpool_put)(gcpool_t *p, void *obj)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* The hot path: this CPU's private slot, one sequence (see gcpool_get). */
-    if (__builtin_expect(p && obj && atomic_load_explicit(&fast, memory_order_relaxed), 1)) {
+    if (__builtin_expect(p && obj && fast_on(), 1)) {
         if (__builtin_expect(!gcp_rseq_fill_private(&p->cur, obj), 0))
             put_shared(p, obj);
         return;
     }
 #endif
     put_general(p, obj);
+}
+
+/* Where the inline gcpool_put goes when the private slot was taken. */
+void gcpool_fastpath_put_v1(gcpool_t *p, void *obj)
+{
+    if (__builtin_expect(p && obj && fast_on(), 1))
+        put_shared(p, obj);
+    else
+        put_general(p, obj);
 }
 
 const char *gcpool_version(void)

@@ -54,8 +54,9 @@ static inline void gcp_count(_Atomic uint64_t *c, uint64_t n)
 }
 
 struct gcp_local {
+    /* private_ then fills, first: the layout gcpool/fastpath.h's sequences use. */
     void *_Atomic private_;   /* relaxed accesses: statistics read it racily */
-    _Atomic uint64_t fills;   /* objects ever put in private (pin.h says how counted) */
+    _Atomic uint64_t fills;   /* objects ever put in private (fastpath.h says how counted) */
     gcp_lock_t pin;           /* the lock pin; under rseq, owner operations on the chain */
     void *private_dropped;    /* what a cycle took from private, until drained; under pin */
     struct gcp_chain shared;  /* owner at the head (under pin), thieves at the tail */
@@ -65,9 +66,10 @@ struct gcp_local {
 };
 
 struct gcp_locals {
+    char *base;      /* local i at base + i*stride, aligned to the stride unit; first,
+                        as gcpool/fastpath.h's sequences expect */
     unsigned n;      /* locals, as the topology's nlocals */
     size_t stride;   /* bytes between locals: a multiple of the line size, >= 128 */
-    char *base;      /* local i at base + i*stride, aligned to the stride unit */
     void *mem;       /* what gcp_mem_alloc returned */
 };
 
@@ -77,6 +79,11 @@ static inline struct gcp_local *gcp_local_at(const struct gcp_locals *a, unsigne
 }
 
 struct gcpool {
+    /* Roles, swapped by cycles.  Acquire loads pair with the release stores of
+     * the rotation and of the lazy first use, so a reader sees a set-up array.
+     * cur first: gcpool/fastpath.h's sequences, inlined in programs, read it
+     * as the pool's first word. */
+    struct gcp_locals *_Atomic cur, *_Atomic vic, *_Atomic drp;
     gcpool_new_fn new_fn;
     gcpool_free_fn free_fn;
     void *arg;
@@ -88,9 +95,6 @@ struct gcpool {
     bool shared_locked;               /* GCPOOL_SHARED=locked: Go 1.12's locked queues */
     gcp_lock_t init_lock;             /* first use: one thread sets up the arrays */
 
-    /* Roles, swapped by cycles.  Acquire loads pair with the release stores of
-     * the rotation and of the lazy first use, so a reader sees a set-up array. */
-    struct gcp_locals *_Atomic cur, *_Atomic vic, *_Atomic drp;
     struct gcp_locals *arrays[3];     /* the storage behind the roles; NULL until first use */
     /* The victim array a get found empty, so later gets skip it (Go's
      * victimSize = 0).  Naming the array, not a flag, means a get that races

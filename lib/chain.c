@@ -20,6 +20,7 @@ void gcp_chain_init(struct gcp_chain *c)
 {
     atomic_init(&c->tail, tail_word(0, GCP_RING_NONE));
     c->head = GCP_RING_NONE;
+    c->head_ring = NULL;
     atomic_init(&c->retired, 0);
     for (int i = 0; i < GCP_CHAIN_RINGS; i++)
         atomic_init(&c->rings[i], NULL);
@@ -51,6 +52,7 @@ static void link_head(struct gcp_chain *c, uint32_t i)
         atomic_store_explicit(&ring_at(c, c->head)->next, i, memory_order_release);
     }
     c->head = i;
+    c->head_ring = r;
 }
 
 /* Owner: takes back the largest retired ring, or returns GCP_RING_NONE. */

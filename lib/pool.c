@@ -390,10 +390,21 @@ void *(gcpool_get)(gcpool_t *p)
     return get_general(p);
 }
 
-/* Where the inline gcpool_get goes when the private slot was empty. */
+/* Where the inline gcpool_get goes when the private slot was empty: the head
+ * of this CPU's chain, as a sequence in this very frame (a call costs about
+ * what the sequence does), else the rest of the way. */
 void *gcpool_fastpath_get_v1(gcpool_t *p)
 {
-    return __builtin_expect(p && fast_on(), 1) ? get_shared(p) : get_general(p);
+    if (__builtin_expect(!p || !fast_on(), 0))
+        return get_general(p);
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    if (__builtin_expect(!p->shared_locked, 1)) {
+        void *obj = gcp_rseq_chain_pop(&p->cur);
+        if (__builtin_expect(obj != NULL, 1))
+            return obj;
+    }
+#endif
+    return get_shared(p);
 }
 
 /* The head ring was full: grow the chain with a ring allocated outside any
@@ -491,13 +502,19 @@ void(gcpool_put)(gcpool_t *p, void *obj)
     put_general(p, obj);
 }
 
-/* Where the inline gcpool_put goes when the private slot was taken. */
+/* Where the inline gcpool_put goes when the private slot was taken: the head
+ * of this CPU's chain, as gcpool_fastpath_get_v1 does. */
 void gcpool_fastpath_put_v1(gcpool_t *p, void *obj)
 {
-    if (__builtin_expect(p && obj && fast_on(), 1))
-        put_shared(p, obj);
-    else
+    if (__builtin_expect(!p || !obj || !fast_on(), 0)) {
         put_general(p, obj);
+        return;
+    }
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    if (__builtin_expect(!p->shared_locked, 1) && __builtin_expect(gcp_rseq_chain_push(&p->cur, obj), 1))
+        return;
+#endif
+    put_shared(p, obj);
 }
 
 const char *gcpool_version(void)

@@ -27,7 +27,8 @@ static _Atomic unsigned pools_created;
 
 /* gcpool/fastpath.h's sequences, inlined in programs, read our layout. */
 _Static_assert(offsetof(struct gcpool, cur) == 0, "fastpath.h: a pool's first word is cur");
-_Static_assert(offsetof(struct gcp_locals, base) == 0, "fastpath.h: an array's first word is base");
+_Static_assert(sizeof(struct gcp_locals) == GCPOOL_FASTPATH_LOCALS_HEADER,
+               "fastpath.h: the locals start right after their array's header");
 _Static_assert(offsetof(struct gcp_local, private_) == 0 &&
                    offsetof(struct gcp_local, fills) == GCPOOL_FASTPATH_LOCAL_FILLS,
                "fastpath.h: a local begins with private, then fills");
@@ -57,19 +58,21 @@ size_t gcp_local_stride(void)
 static struct gcp_locals *locals_new(void)
 {
     const struct gcp_topology *t = gcp_topology();
-    struct gcp_locals *a = gcp_mem_calloc(sizeof *a);
-    if (!a)
+    unsigned n = t->nlocals;
+    size_t stride = gcp_local_stride();
+    /* The array's header, then the locals right after it, the first on a unit
+     * boundary (one unit more for that): locals of neighbouring CPUs never
+     * share a line or an adjacent-line prefetch pair, and a sequence finds a
+     * local from the header's address alone (fastpath.h), one load fewer. */
+    void *mem = gcp_mem_alloc(sizeof(struct gcp_locals) + t->local_align + n * stride);
+    if (!mem)
         return NULL;
-    a->n = t->nlocals;
-    a->stride = gcp_local_stride();
-    /* One unit more so the first local can start on a unit boundary: locals of
-     * neighbouring CPUs never share a line or an adjacent-line prefetch pair. */
-    a->mem = gcp_mem_alloc(a->n * a->stride + t->local_align);
-    if (!a->mem) {
-        free(a);
-        return NULL;
-    }
-    a->base = (char *)round_up((uintptr_t)a->mem, t->local_align);
+    char *base = (char *)round_up((uintptr_t)mem + sizeof(struct gcp_locals), t->local_align);
+    struct gcp_locals *a = (struct gcp_locals *)(base - sizeof(struct gcp_locals));
+    a->n = n;
+    a->stride = stride;
+    a->mem = mem;
+    a->base = base;
     for (unsigned i = 0; i < a->n; i++)
         gcp_chain_init(&gcp_local_at(a, i)->shared);
     return a;
@@ -83,8 +86,7 @@ static void locals_free(struct gcp_locals *a)
         gcp_chain_destroy(&gcp_local_at(a, i)->shared);
         gcp_locked_destroy(&gcp_local_at(a, i)->locked);
     }
-    gcp_mem_free(a->mem);
-    free(a);
+    gcp_mem_free(a->mem); /* a lives in it */
 }
 
 gcpool_t *gcpool_create(const gcpool_options_t *opts)

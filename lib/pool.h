@@ -65,12 +65,13 @@ struct gcp_local {
     struct gcp_seq_counters seq;
 };
 
+/* The header of an array of locals, which follow it in the same block: base
+ * is always (char *)(a + 1), as gcpool/fastpath.h's sequences expect. */
 struct gcp_locals {
-    char *base;      /* local i at base + i*stride, aligned to the stride unit; first,
-                        as gcpool/fastpath.h's sequences expect */
+    char *base;      /* local i at base + i*stride, aligned to the stride unit */
     unsigned n;      /* locals, as the topology's nlocals */
     size_t stride;   /* bytes between locals: a multiple of the line size, >= 128 */
-    void *mem;       /* what gcp_mem_alloc returned */
+    void *mem;       /* what gcp_mem_alloc returned: the block holding all this */
 };
 
 static inline struct gcp_local *gcp_local_at(const struct gcp_locals *a, unsigned i)

@@ -13,9 +13,10 @@
  *   (gcpool_get)(p)    calls the function, as does taking its address.
  *
  * What follows is a contract between programs compiled against this header
- * and the library: a pool's first word points to its current array of locals,
- * whose first word is the base of the locals; a local begins with its private
- * slot and then the count of fills.  The library checks it when it is built
+ * and the library: a pool's first word points to the header of its current
+ * array of locals, and the local of a CPU sits GCPOOL_FASTPATH_LOCALS_HEADER
+ * bytes past that header plus the CPU's entry in cpu_local; a local begins
+ * with its private slot and then the count of fills.  The library checks it when it is built
  * (lib/pool.c).  A library that changes it exports gcpool_fastpath_v2 and
  * keeps gcpool_fastpath_v1 with `on` 0, so that programs built against this
  * header go on working, through calls.
@@ -25,6 +26,7 @@
 
 #define GCPOOL_FASTPATH_MAX_CPUS 1024        /* OS CPU numbers served; higher ones call */
 #define GCPOOL_FASTPATH_NO_LOCAL ((size_t)-1) /* a CPU without a local of its own */
+#define GCPOOL_FASTPATH_LOCALS_HEADER 32     /* bytes from an array's header to its locals */
 #define GCPOOL_FASTPATH_LOCAL_FILLS 8        /* byte offset of a local's count of fills */
 
 /* What the sequences read.  Set by the library before its first pool exists,
@@ -89,14 +91,14 @@ GCPOOL_API void gcpool_fastpath_put_v1(gcpool_t *pool, void *obj);
     "movq (%[role]), %%rdx\n\t" /* the array of locals */                                      \
     "testq %%rdx, %%rdx\n\t"                                                                   \
     "jz 5f\n\t"                                                                                \
-    "movq (%%rdx), %%rdx\n\t" /* their base */                                                 \
-    "addq %%rax, %%rdx\n\t"   /* rdx = this CPU's local */
+    "leaq %c[hdr](%%rdx, %%rax), %%rdx\n\t" /* rdx = this CPU's local */
 
 /* rs reaches the rseq area with one %fs-relative access; tab is also how the
  * abort handler finds the restart count. */
 #define GCPOOL_RSEQ_INPUTS_(role)                                                              \
     [rs] "r"(gcpool_fastpath_v1.rseq_offset), [role] "r"(role),                               \
-        [tab] "r"(gcpool_fastpath_v1.cpu_local), [max] "i"(GCPOOL_FASTPATH_MAX_CPUS)
+        [tab] "r"(gcpool_fastpath_v1.cpu_local), [max] "i"(GCPOOL_FASTPATH_MAX_CPUS),         \
+        [hdr] "i"(GCPOOL_FASTPATH_LOCALS_HEADER)
 
 /* Takes the private object of this CPU's local in the array *role points to:
  * NULL when the slot is empty or there is no such local.  The commit is the

@@ -110,126 +110,15 @@ static inline bool gcp_rseq_fill_private(struct gcp_locals *_Atomic *role, void 
     return gcpool_fastpath_fill_(role, obj);
 }
 
-/* The chain's owner operations on its head ring, as sequences.  They give up
- * (false, NULL) whenever anything is not simple: the local's pin is held (a
- * slow path is changing the chain), no head ring, the ring full or empty, a
- * thief's CAS won the race.  The slow path then does it under the pin. */
-#define GCP_CHAIN_OFFSETS                                                                      \
-    [pin] "i"(offsetof(struct gcp_local, pin)),                                                 \
-        [head_ring] "i"(offsetof(struct gcp_local, shared) + offsetof(struct gcp_chain, head_ring)), \
-        [size] "i"(offsetof(struct gcp_ring, size)), [slots] "i"(offsetof(struct gcp_ring, slots)), \
-        [ht_tail] "i"(offsetof(struct gcp_ring, head_tail)),                                     \
-        [ht_head] "i"(offsetof(struct gcp_ring, head_tail) + 4)
-
-/* The head ring's head in ecx and tail in eax, read as the two halves of
- * head_tail (little-endian: head is the upper one): the push's commit stores
- * the head half alone, and a 64-bit load right after that 32-bit store could
- * not be forwarded from it and would wait for it to reach the cache.  r9
- * keeps the local, rdx becomes the ring. */
-#define GCP_RSEQ_HEAD_RING                                                                     \
-    "cmpl $0, %c[pin](%%rdx)\n\t"                                                              \
-    "jne 5f\n\t"                                                                               \
-    "movq %%rdx, %%r9\n\t"                                                                     \
-    "movq %c[head_ring](%%rdx), %%rdx\n\t"                                                     \
-    "testq %%rdx, %%rdx\n\t"                                                                   \
-    "jz 5f\n\t"                                                                                \
-    "movl %c[ht_head](%%rdx), %%ecx\n\t"                                                       \
-    "movl %c[ht_tail](%%rdx), %%eax\n\t"
-
-/* Push: the slot store comes before the committing store of head, so an
- * abort between them would leave a ghost in a slot nobody owns (design.md's
- * hazard).  r11 names that slot from just before the store; the abort handler
- * takes our object back out of it with a CAS (it may already hold nothing, or
- * never have held it), so an aborted push leaves nothing behind.
- *
- * The commit is a plain 32-bit store of head + 1 into head_tail's upper half,
- * not Go's atomic add on the whole word: only the owner moves head (its
- * sequences are serial on this CPU, and a slow-path owner fences them), and
- * everyone else only moves tail, by a 64-bit CAS that compares head too.  A
- * CAS before our store keeps its tail (we write the other half); one after it
- * sees the new head, or fails on the old one and retries.  x86 stores are
- * seen in order, so whoever sees the new head sees the slot.  No locked
- * instruction: the push costs what a store costs. */
+/* The chain's owner operations on its head ring: fastpath.h's sequences. */
 static inline bool gcp_rseq_chain_push(struct gcp_locals *_Atomic *role, void *obj)
 {
-    int done;
-    __asm__ __volatile__(
-        GCP_RSEQ_BEGIN("xorl %%r11d, %%r11d\n\t",
-                       "testq %%r11, %%r11\n\t"
-                       "jz 7f\n\t"
-                       "movq %[obj], %%rax\n\t"
-                       "xorl %%ecx, %%ecx\n\t"
-                       "lock cmpxchgq %%rcx, (%%r11)\n\t"
-                       "7: ")
-        "xorl %[done], %[done]\n\t"
-        GCP_RSEQ_HEAD_RING
-        "movl %%ecx, %%r8d\n\t"
-        "subl %%eax, %%r8d\n\t"       /* head - tail */
-        "cmpl %c[size](%%rdx), %%r8d\n\t"
-        "jae 5f\n\t"                  /* full */
-        "movl %c[size](%%rdx), %%r8d\n\t"
-        "decl %%r8d\n\t"
-        "andl %%ecx, %%r8d\n\t"
-        "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
-        "cmpq $0, (%%r8)\n\t"
-        "jne 5f\n\t"                  /* a thief has not cleared it yet */
-        "movq %%r8, %%r11\n\t"        /* from here an abort undoes the slot */
-        "movq %[obj], (%%r8)\n\t"
-        "movl $1, %[done]\n\t"
-        "incl %%ecx\n\t"
-        "movl %%ecx, %c[ht_head](%%rdx)\n\t" /* commit: head + 1 publishes the slot */
-        "2: incq %c[count](%%r9)\n\t"   /* counted as the private fill is */
-        "jmp 6f\n\t"
-        "5: xorl %[done], %[done]\n\t"
-        "6:\n\t"
-        : [done] "=&r"(done)
-        : GCP_RSEQ_INPUTS(role), GCP_CHAIN_OFFSETS, [obj] "r"(obj),
-          [count] "i"(offsetof(struct gcp_local, seq.puts_shared))
-        : "rax", "rcx", "rdx", "r8", "r9", "r11", "memory", "cc");
-    return done;
+    return gcpool_fastpath_push_(role, obj);
 }
 
-/* Pop: reads the object at head - 1, then one CAS moving head back commits;
- * it fails if a thief moved the tail meanwhile.  Not a plain store as in the
- * push: between our read and our store thieves could take every object up to
- * head - 1, ours too.  The slot is cleared after the commit: until then a
- * push sees it taken and goes to the slow path. */
 static inline void *gcp_rseq_chain_pop(struct gcp_locals *_Atomic *role)
 {
-    void *obj;
-    void **slot;
-    __asm__ __volatile__(
-        /* slot is cleared before anything can go to 5: */
-        GCP_RSEQ_BEGIN("xorl %k[slot], %k[slot]\n\t", "")
-        GCP_RSEQ_HEAD_RING
-        "cmpl %%eax, %%ecx\n\t"
-        "je 5f\n\t"                   /* empty */
-        "movl %c[size](%%rdx), %%r8d\n\t"
-        "decl %%r8d\n\t"
-        "leal -1(%%rcx), %%r10d\n\t"
-        "andl %%r10d, %%r8d\n\t"      /* the slot of head - 1 */
-        "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
-        "movq (%%r8), %[obj]\n\t"
-        "shlq $32, %%rcx\n\t"
-        "orq %%rcx, %%rax\n\t"        /* head_tail as we read it */
-        "movq %%rax, %%rcx\n\t"
-        "subq %[one], %%rcx\n\t"      /* head - 1, same tail */
-        "lock cmpxchgq %%rcx, %c[ht_tail](%%rdx)\n\t" /* commit, if head_tail did not move */
-        "2: jne 5f\n\t"
-        "incq %c[count](%%r9)\n\t"
-        "movq %%r8, %[slot]\n\t"
-        "jmp 6f\n\t"
-        "5: xorl %k[obj], %k[obj]\n\t"
-        "6:\n\t"
-        : [obj] "=&r"(obj), [slot] "=&r"(slot)
-        : GCP_RSEQ_INPUTS(role), GCP_CHAIN_OFFSETS, [one] "r"((uint64_t)1 << 32),
-          [count] "i"(offsetof(struct gcp_local, seq.hit_shared))
-        : "rax", "rcx", "rdx", "r8", "r9", "r10", "memory", "cc");
-    if (slot)
-        /* Ours since the commit; relaxed: a thief never reads a slot at or
-         * beyond head, and a push by this CPU waits for NULL. */
-        __atomic_store_n(slot, NULL, __ATOMIC_RELAXED);
-    return obj;
+    return gcpool_fastpath_pop_(role);
 }
 #endif
 

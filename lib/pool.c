@@ -25,13 +25,23 @@ enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE }
 
 static _Atomic unsigned pools_created;
 
-/* gcpool/fastpath.h's sequences, inlined in programs, read our layout. */
+/* gcpool/fastpath.h's sequences, inlined in programs, read our layout.  Any
+ * change here is a change of that contract: rename gcpool_fastpath_v1 too. */
 _Static_assert(offsetof(struct gcpool, cur) == 0, "fastpath.h: a pool's first word is cur");
 _Static_assert(sizeof(struct gcp_locals) == GCPOOL_FASTPATH_LOCALS_HEADER,
                "fastpath.h: the locals start right after their array's header");
-_Static_assert(offsetof(struct gcp_local, private_) == 0 &&
-                   offsetof(struct gcp_local, fills) == GCPOOL_FASTPATH_LOCAL_FILLS,
-               "fastpath.h: a local begins with private, then fills");
+#define LOCAL_AT(field, offset) (offsetof(struct gcp_local, field) == (offset))
+_Static_assert(LOCAL_AT(private_, 0) && LOCAL_AT(fills, GCPOOL_FASTPATH_LOCAL_FILLS) &&
+                   LOCAL_AT(pin, GCPOOL_FASTPATH_LOCAL_PIN) && sizeof(gcp_lock_t) == sizeof(int) &&
+                   LOCAL_AT(seq.hit_shared, GCPOOL_FASTPATH_LOCAL_POPS) &&
+                   LOCAL_AT(seq.puts_shared, GCPOOL_FASTPATH_LOCAL_PUSHES) &&
+                   LOCAL_AT(shared.head_ring, GCPOOL_FASTPATH_LOCAL_HEAD_RING),
+               "fastpath.h: a local's fields where its sequences look");
+#undef LOCAL_AT
+_Static_assert(offsetof(struct gcp_ring, head_tail) == 0 &&
+                   offsetof(struct gcp_ring, size) == GCPOOL_FASTPATH_RING_SIZE &&
+                   offsetof(struct gcp_ring, slots) == GCPOOL_FASTPATH_RING_SLOTS,
+               "fastpath.h: a ring's fields where its sequences look");
 _Static_assert(offsetof(struct gcpool_fastpath, cpu_local) ==
                    offsetof(struct gcpool_fastpath, restarts) + sizeof(uint64_t),
                "fastpath.h: the abort handler finds restarts right before cpu_local");
@@ -392,21 +402,12 @@ void *(gcpool_get)(gcpool_t *p)
     return get_general(p);
 }
 
-/* Where the inline gcpool_get goes when the private slot was empty: the head
- * of this CPU's chain, as a sequence in this very frame (a call costs about
- * what the sequence does), else the rest of the way. */
+/* Where the inline gcpool_get goes when the private slot and the head ring
+ * were empty (get_shared tries the ring once more: the sequence may have
+ * given up for a migration). */
 void *gcpool_fastpath_get_v1(gcpool_t *p)
 {
-    if (__builtin_expect(!p || !fast_on(), 0))
-        return get_general(p);
-#ifdef GCP_PIN_RSEQ_POSSIBLE
-    if (__builtin_expect(!p->shared_locked, 1)) {
-        void *obj = gcp_rseq_chain_pop(&p->cur);
-        if (__builtin_expect(obj != NULL, 1))
-            return obj;
-    }
-#endif
-    return get_shared(p);
+    return __builtin_expect(p && fast_on(), 1) ? get_shared(p) : get_general(p);
 }
 
 /* The head ring was full: grow the chain with a ring allocated outside any
@@ -504,19 +505,14 @@ void(gcpool_put)(gcpool_t *p, void *obj)
     put_general(p, obj);
 }
 
-/* Where the inline gcpool_put goes when the private slot was taken: the head
- * of this CPU's chain, as gcpool_fastpath_get_v1 does. */
+/* Where the inline gcpool_put goes when the private slot and the head ring
+ * were full (put_shared tries the ring once more, as gcpool_fastpath_get_v1). */
 void gcpool_fastpath_put_v1(gcpool_t *p, void *obj)
 {
-    if (__builtin_expect(!p || !obj || !fast_on(), 0)) {
+    if (__builtin_expect(p && obj && fast_on(), 1))
+        put_shared(p, obj);
+    else
         put_general(p, obj);
-        return;
-    }
-#ifdef GCP_PIN_RSEQ_POSSIBLE
-    if (__builtin_expect(!p->shared_locked, 1) && __builtin_expect(gcp_rseq_chain_push(&p->cur, obj), 1))
-        return;
-#endif
-    put_shared(p, obj);
 }
 
 const char *gcpool_version(void)

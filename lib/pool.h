@@ -54,15 +54,17 @@ static inline void gcp_count(_Atomic uint64_t *c, uint64_t n)
 }
 
 struct gcp_local {
-    /* private_ then fills, first: the layout gcpool/fastpath.h's sequences use. */
+    /* First, in one line, what the sequences touch, at the offsets
+     * gcpool/fastpath.h gives (lib/pool.c checks them): private_, fills,
+     * pin, seq, then shared, whose first field is its head ring. */
     void *_Atomic private_;   /* relaxed accesses: statistics read it racily */
     _Atomic uint64_t fills;   /* objects ever put in private (fastpath.h says how counted) */
     gcp_lock_t pin;           /* the lock pin; under rseq, owner operations on the chain */
-    void *private_dropped;    /* what a cycle took from private, until drained; under pin */
+    struct gcp_seq_counters seq;
     struct gcp_chain shared;  /* owner at the head (under pin), thieves at the tail */
+    void *private_dropped;    /* what a cycle took from private, until drained; under pin */
     struct gcp_locked locked; /* instead of shared, in Go 1.12's mode (GCPOOL_SHARED=locked) */
     struct gcp_counters counters;
-    struct gcp_seq_counters seq;
 };
 
 /* The header of an array of locals, which follow it in the same block: base

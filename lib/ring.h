@@ -50,10 +50,10 @@ uint32_t gcp_ring_take_all(struct gcp_ring *r, void (*fn)(void *obj, void *arg),
 uint32_t gcp_ring_len(const struct gcp_ring *r);
 
 struct gcp_chain {
+    struct gcp_ring *head_ring;                  /* owner only: rings[head], or NULL; first, for
+                                                    the rseq sequences (gcpool/fastpath.h) */
     _Atomic uint64_t tail;                       /* version << 32 | ring index; GCP_RING_NONE when empty */
     uint32_t head;                               /* owner only: ring index, or GCP_RING_NONE */
-    struct gcp_ring *head_ring;                  /* owner only: that ring, or NULL; the rseq
-                                                    sequences read it, one load nearer the slot */
     _Atomic uint32_t retired;                    /* bit i: ring i was unlinked and may be reused */
     struct gcp_ring *_Atomic rings[GCP_CHAIN_RINGS]; /* set once, freed with the chain */
 };

@@ -1,13 +1,14 @@
 /* gcpool's inline fast path.  Included by <gcpool.h>; not a header of its own.
  *
  * On x86-64 Linux, gcpool_get and gcpool_put are also function-like macros
- * that first try this CPU's private slot in place, exactly as the library's
- * own functions would: one restartable sequence (rseq) each, no call.  Two
- * calls into a shared library cost this machine more than the slot itself
- * (perf/README.md).  When the slot cannot serve - empty, full, the pool's
- * first use, a CPU without a local - they call the library past the slot; when
- * the fast path is off - the lock pin in force, checked mode, no rseq - they
- * call gcpool_get and gcpool_put.
+ * that first try this CPU's private slot, then the head ring of its shared
+ * chain, in place, exactly as the library's own functions would: restartable
+ * sequences (rseq), no call.  Two calls into a shared library cost this
+ * machine more than the slot itself (perf/README.md).  When neither can serve
+ * - empty, full, the pool's first use, a CPU without a local, a slow path at
+ * work on the chain - they call the library past them; when the fast path is
+ * off - the lock pin in force, checked mode, no rseq - they call gcpool_get
+ * and gcpool_put.
  *
  *   GCPOOL_NO_INLINE   defined before including <gcpool.h>: always call.
  *   (gcpool_get)(p)    calls the function, as does taking its address.
@@ -15,8 +16,8 @@
  * What follows is a contract between programs compiled against this header
  * and the library: a pool's first word points to the header of its current
  * array of locals, and the local of a CPU sits GCPOOL_FASTPATH_LOCALS_HEADER
- * bytes past that header plus the CPU's entry in cpu_local; a local begins
- * with its private slot and then the count of fills.  The library checks it when it is built
+ * bytes past that header plus the CPU's entry in cpu_local; a local and a
+ * ring have the fields the GCPOOL_FASTPATH_LOCAL_ and _RING_ offsets name.  The library checks it when it is built
  * (lib/pool.c).  A library that changes it exports gcpool_fastpath_v2 and
  * keeps gcpool_fastpath_v1 with `on` 0, so that programs built against this
  * header go on working, through calls.
@@ -27,7 +28,15 @@
 #define GCPOOL_FASTPATH_MAX_CPUS 1024        /* OS CPU numbers served; higher ones call */
 #define GCPOOL_FASTPATH_NO_LOCAL ((size_t)-1) /* a CPU without a local of its own */
 #define GCPOOL_FASTPATH_LOCALS_HEADER 32     /* bytes from an array's header to its locals */
-#define GCPOOL_FASTPATH_LOCAL_FILLS 8        /* byte offset of a local's count of fills */
+/* A local: private slot at 0, then ... */
+#define GCPOOL_FASTPATH_LOCAL_FILLS 8      /* objects ever put in private */
+#define GCPOOL_FASTPATH_LOCAL_PIN 16       /* int, nonzero while a slow path owns the chain */
+#define GCPOOL_FASTPATH_LOCAL_POPS 24      /* objects the sequences popped from the chain */
+#define GCPOOL_FASTPATH_LOCAL_PUSHES 32    /* objects the sequences pushed on it */
+#define GCPOOL_FASTPATH_LOCAL_HEAD_RING 40 /* the chain's newest ring, or NULL */
+/* A ring: head_tail at 0 (tail in the low half, head in the high one), then ... */
+#define GCPOOL_FASTPATH_RING_SIZE 8        /* uint32_t, a power of two */
+#define GCPOOL_FASTPATH_RING_SLOTS 24      /* void *[size]; NULL: free for the owner */
 
 /* What the sequences read.  Set by the library before its first pool exists,
  * read with relaxed loads: a pool reaches another thread only through that
@@ -40,7 +49,8 @@ struct gcpool_fastpath {
     size_t cpu_local[GCPOOL_FASTPATH_MAX_CPUS]; /* OS CPU -> byte offset of its local */
 };
 extern GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v1;
-/* The library's gcpool_get and gcpool_put past the private slot; pool not NULL. */
+/* The library's gcpool_get and gcpool_put past the private slot and the head
+ * ring. */
 GCPOOL_API void *gcpool_fastpath_get_v1(gcpool_t *pool);
 GCPOOL_API void gcpool_fastpath_put_v1(gcpool_t *pool, void *obj);
 
@@ -145,11 +155,136 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const
     return done;
 }
 
+/* The chain's owner operations on its head ring (Go's pushHead and popHead
+ * of poolDequeue).  They give up (0, NULL) whenever anything is not simple:
+ * the local's pin held (a slow path is changing the chain), no head ring, the
+ * ring full or empty, a thief's CAS won the race; the library then does it
+ * under the pin.  They count what they do just after the commit, as the fill.
+ *
+ * Each reads the head ring's head in ecx and its tail in eax, as the two
+ * halves of head_tail: the push commits by storing the head half alone, and a
+ * 64-bit load right after that 32-bit store could not be forwarded from it
+ * and would wait for it to reach the cache.  r9 keeps the local, rdx becomes
+ * the ring. */
+#define GCPOOL_RSEQ_HEAD_RING_                                                                 \
+    "cmpl $0, %c[pin](%%rdx)\n\t"                                                              \
+    "jne 5f\n\t"                                                                               \
+    "movq %%rdx, %%r9\n\t"                                                                     \
+    "movq %c[head_ring](%%rdx), %%rdx\n\t"                                                     \
+    "testq %%rdx, %%rdx\n\t"                                                                   \
+    "jz 5f\n\t"                                                                                \
+    "movl 4(%%rdx), %%ecx\n\t"                                                                 \
+    "movl (%%rdx), %%eax\n\t"
+
+#define GCPOOL_RSEQ_CHAIN_INPUTS_                                                              \
+    [pin] "i"(GCPOOL_FASTPATH_LOCAL_PIN), [head_ring] "i"(GCPOOL_FASTPATH_LOCAL_HEAD_RING),     \
+        [size] "i"(GCPOOL_FASTPATH_RING_SIZE), [slots] "i"(GCPOOL_FASTPATH_RING_SLOTS)
+
+/* Push: the slot store comes before the committing store of head, so an
+ * abort between them would leave a ghost in a slot nobody owns.  r11 names
+ * that slot from just before the store; the abort handler takes our object
+ * back out of it with a CAS (it may already hold nothing, or never have held
+ * it), so an aborted push leaves nothing behind.
+ *
+ * The commit is a plain 32-bit store of head + 1 into head_tail's upper half,
+ * not Go's atomic add on the whole word: only the owner moves head (its
+ * sequences are serial on this CPU, and a slow-path owner fences them), and
+ * everyone else only moves tail, by a 64-bit CAS that compares head too.  A
+ * CAS before our store keeps its tail (we write the other half); one after it
+ * sees the new head, or fails on the old one and retries.  x86 stores are
+ * seen in order, so whoever sees the new head sees the slot. */
+static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const void *role,
+                                                                            void *obj)
+{
+    int done;
+    __asm__ __volatile__(
+        GCPOOL_RSEQ_BEGIN_("xorl %%r11d, %%r11d\n\t",
+                           "testq %%r11, %%r11\n\t"
+                           "jz 7f\n\t"
+                           "movq %[obj], %%rax\n\t"
+                           "xorl %%ecx, %%ecx\n\t"
+                           "lock cmpxchgq %%rcx, (%%r11)\n\t"
+                           "7: ")
+        "xorl %[done], %[done]\n\t"
+        GCPOOL_RSEQ_HEAD_RING_
+        "movl %%ecx, %%r8d\n\t"
+        "subl %%eax, %%r8d\n\t"       /* head - tail */
+        "cmpl %c[size](%%rdx), %%r8d\n\t"
+        "jae 5f\n\t"                  /* full */
+        "movl %c[size](%%rdx), %%r8d\n\t"
+        "decl %%r8d\n\t"
+        "andl %%ecx, %%r8d\n\t"
+        "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
+        "cmpq $0, (%%r8)\n\t"
+        "jne 5f\n\t"                  /* a thief has not cleared it yet */
+        "movq %%r8, %%r11\n\t"        /* from here an abort undoes the slot */
+        "movq %[obj], (%%r8)\n\t"
+        "movl $1, %[done]\n\t"
+        "incl %%ecx\n\t"
+        "movl %%ecx, 4(%%rdx)\n\t"    /* commit: head + 1 publishes the slot */
+        "2: incq %c[count](%%r9)\n\t"
+        "jmp 6f\n\t"
+        "5: xorl %[done], %[done]\n\t"
+        "6:\n\t"
+        : [done] "=&r"(done)
+        : GCPOOL_RSEQ_INPUTS_(role), GCPOOL_RSEQ_CHAIN_INPUTS_, [obj] "r"(obj),
+          [count] "i"(GCPOOL_FASTPATH_LOCAL_PUSHES)
+        : "rax", "rcx", "rdx", "r8", "r9", "r11", "memory", "cc");
+    return done;
+}
+
+/* Pop: reads the object at head - 1, then one CAS moving head back commits;
+ * it fails if a thief moved the tail meanwhile.  Not a plain store as in the
+ * push: between our read and our store thieves could take every object up to
+ * head - 1, ours too.  The slot is cleared after the commit: until then a
+ * push sees it taken and goes to the slow path. */
+static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(const void *role)
+{
+    void *obj;
+    void **slot;
+    __asm__ __volatile__(
+        /* slot is cleared before anything can go to 5 */
+        GCPOOL_RSEQ_BEGIN_("xorl %k[slot], %k[slot]\n\t", "")
+        GCPOOL_RSEQ_HEAD_RING_
+        "cmpl %%eax, %%ecx\n\t"
+        "je 5f\n\t"                   /* empty */
+        "movl %c[size](%%rdx), %%r8d\n\t"
+        "decl %%r8d\n\t"
+        "leal -1(%%rcx), %%r10d\n\t"  /* head - 1 */
+        "andl %%r10d, %%r8d\n\t"
+        "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
+        "movq (%%r8), %[obj]\n\t"
+        "shlq $32, %%rcx\n\t"
+        "orq %%rcx, %%rax\n\t"        /* expected: head_tail as we read it */
+        "shlq $32, %%r10\n\t"
+        "movl %%eax, %%ecx\n\t"
+        "orq %%rcx, %%r10\n\t"        /* new: head - 1, same tail */
+        "lock cmpxchgq %%r10, (%%rdx)\n\t" /* commit, if head_tail did not move */
+        "2: jne 5f\n\t"
+        "incq %c[count](%%r9)\n\t"
+        "movq %%r8, %[slot]\n\t"
+        "jmp 6f\n\t"
+        "5: xorl %k[obj], %k[obj]\n\t"
+        "6:\n\t"
+        : [obj] "=&r"(obj), [slot] "=&r"(slot)
+        : GCPOOL_RSEQ_INPUTS_(role), GCPOOL_RSEQ_CHAIN_INPUTS_,
+          [count] "i"(GCPOOL_FASTPATH_LOCAL_POPS)
+        : "rax", "rcx", "rdx", "r8", "r9", "r10", "memory", "cc");
+    if (slot)
+        /* Ours since the commit; relaxed: a thief never reads a slot at or
+         * beyond head, and a push by this CPU waits for NULL. */
+        __atomic_store_n(slot, 0, __ATOMIC_RELAXED);
+    return obj;
+}
+
 #ifndef GCPOOL_NO_INLINE
 static __inline__ __attribute__((always_inline)) void *gcpool_get_inline_(gcpool_t *pool)
 {
     if (__builtin_expect(pool != 0 && __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED), 1)) {
         void *obj = gcpool_fastpath_take_(pool); /* the role: the pool's first word */
+        if (__builtin_expect(obj != 0, 1))
+            return obj;
+        obj = gcpool_fastpath_pop_(pool);
         return __builtin_expect(obj != 0, 1) ? obj : gcpool_fastpath_get_v1(pool);
     }
     return (gcpool_get)(pool);
@@ -160,7 +295,8 @@ static __inline__ __attribute__((always_inline)) void gcpool_put_inline_(gcpool_
     if (__builtin_expect(pool != 0 && obj != 0 &&
                              __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED),
                          1)) {
-        if (__builtin_expect(!gcpool_fastpath_fill_(pool, obj), 0))
+        if (__builtin_expect(!gcpool_fastpath_fill_(pool, obj), 0) &&
+            __builtin_expect(!gcpool_fastpath_push_(pool, obj), 0))
             gcpool_fastpath_put_v1(pool, obj);
         return;
     }

@@ -1,6 +1,6 @@
 /* Pinning: the choice of method, the lock pin's private-slot operations, and
  * the fence a cycle needs under rseq.  The sequences themselves are inline in
- * pin.h, on the hot path. */
+ * gcpool/fastpath.h (pin.h wraps them), on the hot path. */
 #include "pin.h"
 
 #include <pthread.h>

@@ -2,11 +2,12 @@
  * disables preemption to own its P for the length of a pool operation.
  *
  * Two methods, one chosen per process at the first pool (GCPOOL_PIN):
- *   rseq  the private slot is taken and filled by Linux restartable sequences:
- *         if the thread is preempted, migrated or signalled before the one
- *         committing store, the kernel restarts it, so the slot is the CPU's
- *         alone without a lock or an atomic read-modify-write.  The chain's
- *         owner operations (several stores each) take the local's lock.
+ *   rseq  the private slot is taken and filled, and the chain's head ring
+ *         pushed and popped, by Linux restartable sequences: if the thread is
+ *         preempted, migrated or signalled before the one committing store,
+ *         the kernel restarts it, so the local is the CPU's alone without a
+ *         lock.  The sequences are gcpool/fastpath.h's, which programs inline;
+ *         what they give up on, the slow paths do under the local's lock.
  *   lock  everything an owner does takes the local's lock.  Where rseq is
  *         missing: valgrind, glibc.pthread.rseq=0, old kernels, ThreadSanitizer.
  * Either way the CPU read is only a hint for the lock: a thread migrated after

@@ -1,8 +1,9 @@
 /* What counting costs a get+put pair on the private slot (issue: "the overhead
  * of counting is measured in perf, aim <= 10%").  The pool counts a private
- * put in the same 16-byte store that fills the slot, and a private get not at
- * all; this runs the library's own sequences against a copy of the put that
- * stores the slot alone, on one thread pinned to one CPU, and prints both.
+ * put by one increment right after the store that fills the slot, and a
+ * private get not at all; this runs the library's own sequences (those of
+ * gcpool/fastpath.h) against a copy of the put that stores the slot alone, on
+ * one thread pinned to one CPU, and prints both.
  *
  *   perf/count-overhead [pairs]      (rseq only: under the lock pin it says so)
  */

@@ -23,12 +23,17 @@
 
 static char objs[200];
 
-/* Whether the library can use rseq here: glibc registered an area, and the
+/* Whether the library can use rseq here: built for it (it is built as this
+ * test is: not for ThreadSanitizer, say), glibc registered an area, and the
  * kernel has membarrier's rseq fence (which cycles need). */
 static bool rseq_possible(void)
 {
+#ifdef GCPOOL_FASTPATH_RSEQ
     long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
     return __rseq_size > 0 && cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ);
+#else
+    return false;
+#endif
 }
 
 /* The simulated source and the pin (0 lock, 1 rseq), before the process's

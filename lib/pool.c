@@ -147,10 +147,12 @@ struct gcp_locals *gcp_pool_first_use(struct gcpool *p)
                 for (int j = 0; j < k; j++)
                     locals_free(p->arrays[j]);
                 memset(p->arrays, 0, sizeof p->arrays);
+                memset(p->blocks, 0, sizeof p->blocks);
                 gcp_unlock(&p->init_lock);
                 errno = ENOMEM;
                 return NULL;
             }
+            p->blocks[k] = p->arrays[k]->mem;
         }
         atomic_store_explicit(&p->drp, p->arrays[2], memory_order_relaxed);
         atomic_store_explicit(&p->vic, p->victim_on ? p->arrays[1] : NULL, memory_order_relaxed);

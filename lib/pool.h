@@ -99,6 +99,9 @@ struct gcpool {
     gcp_lock_t init_lock;             /* first use: one thread sets up the arrays */
 
     struct gcp_locals *arrays[3];     /* the storage behind the roles; NULL until first use */
+    void *blocks[3];                  /* arrays[k]->mem: arrays[k] points inside its block, and a
+                                         leak checker (valgrind) calls a block that only interior
+                                         pointers reach "possibly lost" */
     /* The victim array a get found empty, so later gets skip it (Go's
      * victimSize = 0).  Naming the array, not a flag, means a get that races
      * with a cycle can only mark the array that is no longer the victim. */

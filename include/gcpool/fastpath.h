@@ -17,10 +17,11 @@
  * and the library: a pool's first word points to the header of its current
  * array of locals, and the local of a CPU sits GCPOOL_FASTPATH_LOCALS_HEADER
  * bytes past that header plus the CPU's entry in cpu_local; a local and a
- * ring have the fields the GCPOOL_FASTPATH_LOCAL_ and _RING_ offsets name.  The library checks it when it is built
- * (lib/pool.c).  A library that changes it exports gcpool_fastpath_v2 and
- * keeps gcpool_fastpath_v1 with `on` 0, so that programs built against this
- * header go on working, through calls.
+ * ring have the fields the GCPOOL_FASTPATH_LOCAL_ and _RING_ offsets name.
+ * The library checks it when it is built (lib/pool.c).  A library that
+ * changes it exports gcpool_fastpath_v2 and keeps gcpool_fastpath_v1 with
+ * `on` 0, so that programs built against this header go on working, through
+ * calls.
  */
 #ifndef GCPOOL_FASTPATH_H
 #define GCPOOL_FASTPATH_H
@@ -28,13 +29,13 @@
 #define GCPOOL_FASTPATH_MAX_CPUS 1024        /* OS CPU numbers served; higher ones call */
 #define GCPOOL_FASTPATH_NO_LOCAL ((size_t)-1) /* a CPU without a local of its own */
 #define GCPOOL_FASTPATH_LOCALS_HEADER 32     /* bytes from an array's header to its locals */
-/* A local: private slot at 0, then ... */
+/* A local: its private slot at 0, then: */
 #define GCPOOL_FASTPATH_LOCAL_FILLS 8      /* objects ever put in private */
 #define GCPOOL_FASTPATH_LOCAL_PIN 16       /* int, nonzero while a slow path owns the chain */
 #define GCPOOL_FASTPATH_LOCAL_POPS 24      /* objects the sequences popped from the chain */
 #define GCPOOL_FASTPATH_LOCAL_PUSHES 32    /* objects the sequences pushed on it */
 #define GCPOOL_FASTPATH_LOCAL_HEAD_RING 40 /* the chain's newest ring, or NULL */
-/* A ring: head_tail at 0 (tail in the low half, head in the high one), then ... */
+/* A ring: head_tail at 0 (tail in the low half, head in the high one), then: */
 #define GCPOOL_FASTPATH_RING_SIZE 8        /* uint32_t, a power of two */
 #define GCPOOL_FASTPATH_RING_SLOTS 24      /* void *[size]; NULL: free for the owner */
 

@@ -93,8 +93,6 @@ static inline void gcp_unpin(struct gcp_local *l)
  * no local of its own (not allowed at start): the table must be one to one,
  * or two CPUs' sequences would own one local. */
 #define GCP_PIN_NO_LOCAL GCPOOL_FASTPATH_NO_LOCAL
-#define GCP_RSEQ_BEGIN(init, undo) GCPOOL_RSEQ_BEGIN_(init, undo)
-#define GCP_RSEQ_INPUTS(role) GCPOOL_RSEQ_INPUTS_(role)
 
 static inline struct rseq *gcp_rseq_area(void)
 {

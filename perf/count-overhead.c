@@ -20,7 +20,7 @@
 static inline void *take_uncounted(struct gcp_locals *_Atomic *role)
 {
     void *obj;
-    __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
+    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
                          "movq %c[priv](%%rdx), %[obj]\n\t"
                          "testq %[obj], %[obj]\n\t"
                          "jz 2f\n\t"
@@ -29,7 +29,7 @@ static inline void *take_uncounted(struct gcp_locals *_Atomic *role)
                          "5: xorl %k[obj], %k[obj]\n\t"
                          "6:\n\t"
                          : [obj] "=&r"(obj)
-                         : GCP_RSEQ_INPUTS(role), [priv] "i"(offsetof(struct gcp_local, private_))
+                         : GCPOOL_RSEQ_INPUTS_(role), [priv] "i"(offsetof(struct gcp_local, private_))
                          : "rax", "rcx", "rdx", "memory", "cc");
     return obj;
 }
@@ -37,7 +37,7 @@ static inline void *take_uncounted(struct gcp_locals *_Atomic *role)
 static inline bool fill_uncounted(struct gcp_locals *_Atomic *role, void *obj)
 {
     int done;
-    __asm__ __volatile__(GCP_RSEQ_BEGIN("", "")
+    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
                          "xorl %[done], %[done]\n\t"
                          "cmpq $0, %c[priv](%%rdx)\n\t"
                          "jne 2f\n\t"
@@ -47,7 +47,7 @@ static inline bool fill_uncounted(struct gcp_locals *_Atomic *role, void *obj)
                          "5: xorl %[done], %[done]\n\t"
                          "6:\n\t"
                          : [done] "=&r"(done)
-                         : GCP_RSEQ_INPUTS(role), [priv] "i"(offsetof(struct gcp_local, private_)),
+                         : GCPOOL_RSEQ_INPUTS_(role), [priv] "i"(offsetof(struct gcp_local, private_)),
                            [obj] "r"(obj)
                          : "rax", "rcx", "rdx", "memory", "cc");
     return done;

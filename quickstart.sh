@@ -101,7 +101,7 @@ memcheck_one() {
     [ "${suite#fork:}" != "$suite" ] && fork=yes
     suite=${suite#fork:}
     CK_FORK=$fork CK_TIMEOUT_MULTIPLIER=10 GCPOOL_TEST_N=20 GCPOOL_TEST_NO_BOEHM=1 \
-        GCPOOL_TOPOLOGIES="$top/../shared/topologies" GCPOOL_BUILDDIR="$dir" TEST_SRCDIR="$top" \
+        GCPOOL_BUILDDIR="$dir" TEST_SRCDIR="$top" \
         valgrind -q --error-exitcode=1 --leak-check=full --suppressions="$dir/valgrind/supp" \
         "$dir/tests/$suite" >"$dir/valgrind/$suite.log" 2>&1 || rc=$?
     echo "$rc" >"$dir/valgrind/$suite.rc"

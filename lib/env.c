@@ -86,8 +86,7 @@ _Static_assert(GCP_GC_SIM == 2 && GCP_PIN_LOCK == 2 && GCP_SHARED_LOCKED == 1 &&
                "a choice's value is the index of its text");
 
 /* Not the library's, but set by the test harness and tools: not typos. */
-static const char *const others[] = {"GCPOOL_TOPOLOGIES", "GCPOOL_BUILDDIR", "GCPOOL_TEST_N",
-                                      "GCPOOL_TEST_NO_BOEHM"};
+static const char *const others[] = {"GCPOOL_BUILDDIR", "GCPOOL_TEST_N", "GCPOOL_TEST_NO_BOEHM"};
 
 static long values[GCP_ENV_COUNT];
 /* K_PATH: our own copy, since the program may change its environment later. */

@@ -210,8 +210,8 @@ START_TEST(unknown_variable)
     ck_assert_int_eq(gcp_env_long(GCP_ENV_VICTIM), 1);
     /* One line each; the harness's own variables are not typos. */
     setenv("GCPOOL_FOO", "", 1);
-    setenv("GCPOOL_TOPOLOGIES", "/nowhere", 1);
     setenv("GCPOOL_BUILDDIR", "/nowhere", 1);
+    setenv("GCPOOL_TEST_N", "3", 1);
     err = test_capture_stderr(gcp_env_reload);
     ck_assert_int_eq(lines(err), 2);
     ck_assert_ptr_nonnull(strstr(err, "GCPOOL_FOO "));

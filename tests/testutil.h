@@ -32,11 +32,17 @@ static inline void test_setenv(const char *name, const char *value)
     gcp_env_reload();
 }
 
-/* The folder of real machines' topologies (../shared/topologies), or NULL. */
-static inline const char *test_topologies_dir(void)
+/* The path of one of the real machines' topologies the tests carry
+ * (tests/topologies, see its README), found through the source tree the suite
+ * was configured from: TEST_SRCDIR when the harness sets it, else the one
+ * built in.  The result lives until the next call. */
+static inline const char *test_topology_path(const char *file)
 {
-    const char *d = getenv("GCPOOL_TOPOLOGIES");
-    return d && *d ? d : NULL;
+    static char path[4096];
+    const char *top = getenv("TEST_SRCDIR");
+    int n = snprintf(path, sizeof path, "%s/tests/topologies/%s", top && *top ? top : TEST_TOP_SRCDIR,
+                     file);
+    return n > 0 && (size_t)n < sizeof path ? path : "";
 }
 
 /* True when built with sanitizers: Boehm and the sanitizers do not mix. */

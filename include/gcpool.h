@@ -6,7 +6,16 @@
  * dropped over two cleanup cycles: each cycle moves what a pool caches to its
  * victim cache and drops what the previous cycle moved there.  Under Boehm
  * (bdwgc) every collection runs one cycle; otherwise cycles come from
- * gcpool_collect() and the simulated collector (GCPOOL_GC=sim).
+ * gcpool_collect() and the simulated collector (GCPOOL_GC=sim).  The default,
+ * GCPOOL_GC=auto, binds to Boehm once the program has initialised it: call
+ * GC_INIT() before the first gcpool_create.
+ *
+ * A pool keeps what it caches in memory the collector scans when its first
+ * object (the first put, or new_fn's first result) is the collector's, and
+ * always under Boehm; otherwise in malloc'd memory.  A pool set up for
+ * malloc'd objects that is then given a collector object prints one warning,
+ * drops what it holds and stops caching, rather than hand out an object the
+ * collector freed.
  *
  * Thread safety: every function may be called from any thread at any time,
  * except gcpool_destroy, whose caller guarantees no concurrent use of that pool.

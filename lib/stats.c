@@ -18,29 +18,37 @@ static uint64_t get(const _Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+static void add_counters(gcpool_stats_t *out, const struct gcp_counters *c)
+{
+    out->puts += get(&c->puts_shared);
+    out->news += get(&c->news);
+    out->hit_shared += get(&c->hit_shared);
+    out->hit_steal += get(&c->hit_steal);
+    out->hit_victim += get(&c->hit_victim);
+    out->miss += get(&c->miss);
+}
+
 void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     uint64_t fills = 0, victim_private = 0, privates_now = 0;
-    /* Acquire: the arrays exist once cur is published (first use). */
-    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL;
+    /* Acquire: the arrays exist once cur is published (first use), and stay
+     * when a pool that stopped caching takes cur away (uncached, set before). */
+    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL ||
+                  atomic_load_explicit(&p->uncached, memory_order_acquire);
     for (int k = 0; k < 3 && set_up; k++) {
         const struct gcp_locals *a = p->arrays[k];
         for (unsigned i = 0; a && i < a->n; i++) {
             const struct gcp_local *l = gcp_local_at(a, i);
-            const struct gcp_counters *c = &l->counters;
             fills += get(&l->fills);
             privates_now += atomic_load_explicit(&l->private_, memory_order_relaxed) != NULL;
-            victim_private += get(&c->victim_private);
-            out->puts += get(&c->puts_shared);
-            out->news += get(&c->news);
-            out->hit_shared += get(&c->hit_shared) + get(&l->seq.hit_shared);
+            victim_private += get(&l->counters.victim_private);
+            out->hit_shared += get(&l->seq.hit_shared);
             out->puts += get(&l->seq.puts_shared);
-            out->hit_steal += get(&c->hit_steal);
-            out->hit_victim += get(&c->hit_victim);
-            out->miss += get(&c->miss);
+            add_counters(out, &l->counters);
         }
     }
+    add_counters(out, &p->unset); /* what found no storage */
     /* Every object put in a private slot left it by one of: a get's private
      * hit (uncounted: the hot path stays one load and one store), a victim
      * get, a cycle; or is there still.  Exact when the pool is quiet; while it

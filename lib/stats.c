@@ -58,6 +58,7 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     out->puts += fills;
     out->gets = out->hit_private + out->hit_shared + out->hit_steal + out->hit_victim + out->miss;
     out->dropped = get(&p->dropped);
+    out->moved_to_victim = get(&p->moved_to_victim);
 }
 
 int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out)
@@ -104,7 +105,7 @@ static void json_string(FILE *out, const char *s)
 struct row {
     struct row *next;
     gcpool_stats_t s;
-    uint64_t moved, last_moved, last_dropped;
+    uint64_t last_moved, last_dropped;
     bool destroyed;
     char name[]; /* its name, or pool#N */
 };
@@ -121,7 +122,6 @@ static struct row *row_of(struct gcpool *p)
     if (!w)
         return NULL;
     gcp_stats_sum(p, &w->s);
-    w->moved = get(&p->moved_to_victim);
     w->last_moved = get(&p->last_moved);
     w->last_dropped = get(&p->last_dropped);
     w->destroyed = false;
@@ -140,18 +140,19 @@ static void print_row(struct report *r, const struct row *w)
                 ", \"hit_private\": %" PRIu64 ", \"hit_shared\": %" PRIu64
                 ", \"hit_steal\": %" PRIu64 ", \"hit_victim\": %" PRIu64 ", \"miss\": %" PRIu64
                 ", \"dropped\": %" PRIu64 ", \"moved_to_victim\": %" PRIu64
+                ", \"victim_hit_rate\": %.4f"
                 ", \"last_cycle_moved\": %" PRIu64 ", \"last_cycle_dropped\": %" PRIu64
                 ", \"destroyed\": %s}",
                 s->gets, s->puts, s->news, s->hit_private, s->hit_shared, s->hit_steal,
-                s->hit_victim, s->miss, s->dropped, w->moved, w->last_moved, w->last_dropped,
-                w->destroyed ? "true" : "false");
+                s->hit_victim, s->miss, s->dropped, s->moved_to_victim, gcpool_victim_hit_rate(s),
+                w->last_moved, w->last_dropped, w->destroyed ? "true" : "false");
     } else {
         fprintf(r->out,
                 "%-20.20s %12" PRIu64 " %12" PRIu64 " %6.1f%% %6.1f%% %6.1f%% %6.1f%% %6.1f%% %10" PRIu64
                 " %10" PRIu64 " %10" PRIu64 " %6.1f%%%s\n",
                 w->name, s->gets, s->puts, rate(s->hit_private, s->gets), rate(s->hit_shared, s->gets),
                 rate(s->hit_steal, s->gets), rate(s->hit_victim, s->gets), rate(s->miss, s->gets),
-                s->news, s->dropped, w->moved, rate(s->hit_victim, w->moved),
+                s->news, s->dropped, s->moved_to_victim, 100.0 * gcpool_victim_hit_rate(s),
                 w->destroyed ? " (destroyed)" : "");
     }
     r->first = false;
@@ -208,6 +209,9 @@ void gcpool_stats_print(FILE *out, int flags)
                 "v-hit");
         gcp_cycle_each_pool(report_pool, &r);
         report_retired(&r);
+        fputs("(v-hit: victim hit rate, hit_victim / to-victim - of the objects cycles moved to "
+              "the victim, the share gets took back)\n",
+              out);
     }
     fflush(out);
 }

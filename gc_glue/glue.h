@@ -21,8 +21,6 @@ enum gcp_source gcp_glue_refresh(void);
  * its storage in collector memory (mem.h): under Boehm always (refreshed
  * first), under the simulator when first_obj is the collector's. */
 bool gcp_glue_collector_storage(const void *first_obj);
-/* "boehm" or "sim": the source in force, or the one auto would choose now. */
-const char *gcp_glue_name(void);
 
 /* Runs fn(arg) holding the registry lock: Boehm's allocation lock under Boehm
  * (so the collector's callback sees a still list), a mutex otherwise.

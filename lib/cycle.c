@@ -102,16 +102,6 @@ bool gcp_glue_collector_storage(const void *first_obj)
     return gcp_glue_refresh() == GCP_SOURCE_BOEHM || gcp_mem_is_collectors(first_obj);
 }
 
-const char *gcp_glue_name(void)
-{
-    long want = gcp_env_long(GCP_ENV_GC);
-    enum gcp_source s = atomic_load_explicit(&source, memory_order_relaxed);
-    if (s == GCP_SOURCE_NONE) /* not chosen yet: what auto would choose now */
-        s = want == GCP_GC_BOEHM || (want == GCP_GC_AUTO && GC_is_init_called()) ? GCP_SOURCE_BOEHM
-                                                                                 : GCP_SOURCE_SIM;
-    return s == GCP_SOURCE_BOEHM ? "boehm" : "sim";
-}
-
 struct locked_call {
     void (*fn)(void *);
     void *arg;

@@ -136,6 +136,17 @@ static char *slurp(FILE *f)
     return buf;
 }
 
+/* A file's contents (malloc'd); the file is removed. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char *doc = strdup(slurp(f));
+    fclose(f);
+    unlink(path);
+    return doc;
+}
+
 static uint64_t json_number(const char *doc, const char *key)
 {
     char pat[64];
@@ -236,11 +247,7 @@ START_TEST(test_report_at_exit)
     int status;
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    char *doc = slurp(f);
-    fclose(f);
-    unlink(path);
+    char *doc = read_file(path);
     ck_assert_msg(strstr(doc, "\"name\": \"at-exit\""), "report: %s", doc);
     ck_assert_uint_eq(json_number(doc, "gets"), 1);
     const char *gone = strstr(doc, "\"name\": \"gone\"");
@@ -252,6 +259,7 @@ START_TEST(test_report_at_exit)
     ck_assert_uint_eq(json_number(gone, "hit_private"), 0);
     ck_assert_uint_eq(json_number(gone, "dropped"), 0);
     ck_assert_msg(strstr(gone, "\"destroyed\": true"), "report: %s", doc);
+    free(doc);
 }
 END_TEST
 
@@ -361,16 +369,6 @@ static void print_after_destroy(const char *stats, const char *exit_path, const 
     gcpool_stats_print(f, GCPOOL_STATS_JSON);
     fclose(f);
     exit(0);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    char *doc = strdup(slurp(f));
-    fclose(f);
-    unlink(path);
-    return doc;
 }
 
 START_TEST(test_print_agrees_with_report_at_exit)

@@ -190,9 +190,9 @@ static inline struct gcp_locals *current_array(struct gcpool *p, const void *obj
  * collector object, it stops caching rather than risk it: everything it holds
  * is dropped, and from then on gets call new_fn and puts drop.  Who looks:
  * checked mode at every put; otherwise the slow paths that see an object -
- * every new_fn result, every put past the private slot that reaches the
- * library (the first, and under the inline path those that find the head
- * ring full) - since the hit path cannot afford to ask the collector.  A pool whose first
+ * every new_fn result, the put that sets the pool up, a put that grows a
+ * chain - since the paths that hit a slot or a ring cannot afford to ask the
+ * collector (GC_base: some 30 instructions a put under the lock pin).  A pool whose first
  * object is the collector's is set up in collector memory in the first place
  * (gcp_glue_collector_storage), so this is for pools given both kinds.
  * What such a pool cached before it noticed is dropped like any cycle's drop
@@ -527,6 +527,10 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
 {
     gcp_sim_poll();
     struct gcp_locals *a = current_array(p, obj);
+    if (a && hidden_from_collector(p, obj)) {
+        stop_caching(p, obj);
+        a = NULL;
+    }
     struct gcp_ring *r = a && want ? gcp_ring_new(want, p->collector_storage) : NULL;
     if (a) {
         unsigned self;
@@ -552,20 +556,19 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
 static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
 {
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
-    bool first_use = !a;
-    if (first_use) /* set up the arrays, then the private slot is free */
-        a = gcp_pool_first_use(p, obj);
-    if (a && hidden_from_collector(p, obj)) {
-        stop_caching(p, obj);
-        a = NULL;
+    if (!a) { /* first use: set up the arrays, then the private slot is free */
+        if ((a = gcp_pool_first_use(p, obj)) && hidden_from_collector(p, obj)) {
+            stop_caching(p, obj); /* another thread set it up, for other objects */
+            a = NULL;
+        }
+        if (!a) { /* no storage: a put that drops */
+            count_unset(&p->unset.puts_shared);
+            drop(p, obj);
+            return;
+        }
+        if (gcp_pin_fill_private(&p->cur, obj))
+            return;
     }
-    if (!a) { /* no storage: a put that drops */
-        count_unset(&p->unset.puts_shared);
-        drop(p, obj);
-        return;
-    }
-    if (first_use && gcp_pin_fill_private(&p->cur, obj))
-        return;
     if (!p->shared_locked && gcp_pin_chain_push(&p->cur, obj))
         return;
     unsigned self;

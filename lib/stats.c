@@ -133,6 +133,9 @@ static void print_row(struct report *r, const struct row *w)
 {
     const gcpool_stats_t *s = &w->s;
     if (r->json) {
+        /* In ten-thousandths, printed as digits: %f would follow the
+         * program's locale, and a decimal comma is no JSON. */
+        uint64_t v_hit = (uint64_t)(gcpool_victim_hit_rate(s) * 10000.0 + 0.5);
         fprintf(r->out, "%s\n    {\"name\": ", r->first ? "" : ",");
         json_string(r->out, w->name);
         fprintf(r->out,
@@ -140,11 +143,11 @@ static void print_row(struct report *r, const struct row *w)
                 ", \"hit_private\": %" PRIu64 ", \"hit_shared\": %" PRIu64
                 ", \"hit_steal\": %" PRIu64 ", \"hit_victim\": %" PRIu64 ", \"miss\": %" PRIu64
                 ", \"dropped\": %" PRIu64 ", \"moved_to_victim\": %" PRIu64
-                ", \"victim_hit_rate\": %.4f"
+                ", \"victim_hit_rate\": %" PRIu64 ".%04" PRIu64
                 ", \"last_cycle_moved\": %" PRIu64 ", \"last_cycle_dropped\": %" PRIu64
                 ", \"destroyed\": %s}",
                 s->gets, s->puts, s->news, s->hit_private, s->hit_shared, s->hit_steal,
-                s->hit_victim, s->miss, s->dropped, s->moved_to_victim, gcpool_victim_hit_rate(s),
+                s->hit_victim, s->miss, s->dropped, s->moved_to_victim, v_hit / 10000, v_hit % 10000,
                 w->last_moved, w->last_dropped, w->destroyed ? "true" : "false");
     } else {
         fprintf(r->out,

@@ -244,8 +244,8 @@ static void stop_caching(struct gcpool *p, const void *obj)
     drain_all(p);
 }
 
-/* Counts in the pool's unset counters (any thread). */
-static void count_unset(_Atomic uint64_t *c)
+/* Counts in the pool's no_storage counters (any thread). */
+static void count_no_storage(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
@@ -446,14 +446,14 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
  * has set the arrays up), or one of a pool without storage.  new_fn's object,
  * the pool's first, is what first use sets the storage up for; a get with no
  * object sets nothing up, and the first put decides. */
-static void *get_unset(struct gcpool *p)
+static void *get_no_storage(struct gcpool *p)
 {
     void *obj = call_new(p);
     struct gcp_locals *a = obj ? gcp_pool_first_use(p, obj) : NULL;
     if (!a) {
-        count_unset(&p->unset.miss);
+        count_no_storage(&p->no_storage.miss);
         if (p->new_fn)
-            count_unset(&p->unset.news);
+            count_no_storage(&p->no_storage.news);
         return obj;
     }
     if (hidden_from_collector(p, obj)) /* another thread set it up, for other objects */
@@ -468,7 +468,7 @@ static __attribute__((noinline)) void *get_shared(struct gcpool *p)
     /* Acquire: pairs with the release stores of first use and of a cycle. */
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
     if (!a)
-        return get_unset(p);
+        return get_no_storage(p);
     void *obj;
     if (!p->shared_locked && (obj = gcp_pin_chain_pop(&p->cur)))
         return obj;
@@ -562,7 +562,7 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
             a = NULL;
         }
         if (!a) { /* no storage: a put that drops */
-            count_unset(&p->unset.puts_shared);
+            count_no_storage(&p->no_storage.puts_shared);
             drop(p, obj);
             return;
         }

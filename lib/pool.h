@@ -115,7 +115,7 @@ struct gcpool {
     _Atomic bool uncached;
     /* Gets and puts that found no storage (before the first use, when it
      * failed, or since the pool stopped caching): any thread, atomic adds. */
-    struct gcp_counters unset;
+    struct gcp_counters no_storage;
 
     _Atomic uint64_t dropped;         /* slow path: cycles and destroy only */
     _Atomic uint64_t moved_to_victim; /* objects cycles moved to the victim */

@@ -48,7 +48,7 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
             add_counters(out, &l->counters);
         }
     }
-    add_counters(out, &p->unset); /* what found no storage */
+    add_counters(out, &p->no_storage); /* what found no storage */
     /* Every object put in a private slot left it by one of: a get's private
      * hit (uncounted: the hot path stays one load and one store), a victim
      * get, a cycle; or is there still.  Exact when the pool is quiet; while it

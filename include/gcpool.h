@@ -6,7 +6,16 @@
  * dropped over two cleanup cycles: each cycle moves what a pool caches to its
  * victim cache and drops what the previous cycle moved there.  Under Boehm
  * (bdwgc) every collection runs one cycle; otherwise cycles come from
- * gcpool_collect() and the simulated collector (GCPOOL_GC=sim).
+ * gcpool_collect() and the simulated collector (GCPOOL_GC=sim).  The default,
+ * GCPOOL_GC=auto, binds to Boehm once the program has initialised it: call
+ * GC_INIT() before the first gcpool_create.
+ *
+ * A pool keeps what it caches in memory the collector scans when its first
+ * object (the first put, or new_fn's first result) is the collector's, and
+ * always under Boehm; otherwise in malloc'd memory.  A pool set up for
+ * malloc'd objects that is then given a collector object prints one warning,
+ * drops what it holds and stops caching, rather than hand out an object the
+ * collector freed.
  *
  * Thread safety: every function may be called from any thread at any time,
  * except gcpool_destroy, whose caller guarantees no concurrent use of that pool.
@@ -63,16 +72,36 @@ GCPOOL_API uint64_t gcpool_cycles(void);
 typedef struct gcpool_stats {
     uint64_t gets, puts, news; /* news: calls of new_fn */
     uint64_t hit_private, hit_shared, hit_steal, hit_victim, miss; /* where each get found its object */
-    uint64_t dropped; /* objects dropped by cycles or destroy */
+    uint64_t dropped;         /* objects dropped by cycles, or by a put the pool could not cache;
+                                 gcpool_destroy counts nothing, it only releases */
+    uint64_t moved_to_victim; /* objects cycles moved from the pool to its victim cache */
 } gcpool_stats_t;
-/* 0; -1 with errno EINVAL when pool or out is NULL.
- * gets == hit_private + hit_shared + hit_steal + hit_victim + miss. */
+/* 0; -1 with errno EINVAL when pool or out is NULL.  Counters are summed from
+ * every CPU's local on read: exact when the pool is quiet, a snapshot while it
+ * is busy.  gets == hit_private + hit_shared + hit_steal + hit_victim + miss. */
 GCPOOL_API int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out);
+
+/* The victim hit rate, hit_victim / moved_to_victim (0 when nothing moved):
+ * of the objects cycles moved to the victim, the share gets took back before
+ * the next cycle dropped them.  Near 1, cycles come faster than the pool's
+ * objects turn over and the victim spares the new_fn calls they would cost
+ * (GCPOOL_VICTIM=0 would make them misses); near 0, what cycles move there
+ * is surplus, dropped one cycle later.  The reports print this (v-hit,
+ * victim_hit_rate). */
+static inline double gcpool_victim_hit_rate(const gcpool_stats_t *s)
+{
+    return s->moved_to_victim ? (double)s->hit_victim / (double)s->moved_to_victim : 0.0;
+}
 
 /* Flags for gcpool_stats_print. */
 #define GCPOOL_STATS_TEXT 0
 #define GCPOOL_STATS_JSON 1
-/* Prints every live pool's statistics (the at-exit report of GCPOOL_STATS) to out. */
+/* Prints the statistics report to out: every live pool's line and, when
+ * GCPOOL_STATS asks for a report at exit, those of the pools destroyed before
+ * (marked destroyed) - the very report printed at exit.  A destroyed pool's
+ * line is kept only then: a program that creates and destroys pools for ever
+ * would otherwise grow a list no one reads.  A destroyed pool's line is the
+ * pool as the program left it (destroy counts nothing). */
 GCPOOL_API void gcpool_stats_print(FILE *out, int flags);
 
 /* "0.1.0" */

@@ -10,7 +10,9 @@
  * cannot know: the waste (class size minus what was asked for), puts whose
  * capacity was rounded down, and allocation failures.
  *
- * Memory, by cycle source (chosen once per process, gcp_glue_source()):
+ * Memory, by the cycle source in force when the buffer pool is created
+ * (gcp_glue_refresh(): a buffer pool created before a late GC_INIT() keeps
+ * malloc'd buffers):
  *   Boehm  buffers come from GC_MALLOC_ATOMIC: pointer-free, so the collector
  *          never scans their bytes; the class pools have no free_fn, so a
  *          buffer a cycle drops is simply forgotten and reclaimed by that very
@@ -195,9 +197,10 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
     bp->min_shift = log2_floor(min);
     bp->nclasses = log2_floor(max) - bp->min_shift + 1;
     bp->zero = opts->zero != 0;
-    /* The first gcpool_create would choose the source; choose it now, so that
-     * the allocator and the pools agree. */
-    bp->boehm = gcp_glue_source() == GCP_SOURCE_BOEHM;
+    /* The first gcpool_create would choose the source (or move it to Boehm,
+     * the collector having turned up since); do it now, so that the allocator
+     * and the pools agree. */
+    bp->boehm = gcp_glue_refresh() == GCP_SOURCE_BOEHM;
     bp->topo = gcp_topology();
 
     size_t align = bp->topo->local_align;

@@ -24,6 +24,7 @@
 
 #include "env.h"
 #include "glue.h"
+#include "mem.h"
 #include "pin.h"
 #include "stats.h"
 
@@ -33,36 +34,72 @@ static pthread_mutex_t drain_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t cycles;
 static _Atomic bool drains_pending; /* some pool's drp waits for free_fn */
 
-/* ---- the cycle source ------------------------------------------------------ */
+/* ---- the cycle source ------------------------------------------------------
+ * Chosen once, when the first pool is created.  Under GCPOOL_GC=auto a program
+ * may initialise the collector only after that (GC_INIT() late, or never and
+ * bdwgc starts itself at the first GC_MALLOC): then the source moves from the
+ * simulator to Boehm, once and for good, the next time a pool is created or
+ * set up (gcp_glue_refresh).  Pools set up before keep their storage (mem.h):
+ * malloc'd, right for the malloc'd objects they were given; one that is later
+ * given the collector's objects stops caching (pool.c, stop_caching). */
 
-static enum gcp_source source;
+/* NONE until chosen.  Relaxed: it changes only under registry_mutex (or in the
+ * once below, before any pool exists), and is read under that mutex wherever
+ * the answer decides a lock (gcp_glue_locked, the cycle); elsewhere a stale
+ * SIM only lets a simulated policy run once more. */
+static _Atomic enum gcp_source source;
+static bool source_auto; /* GCPOOL_GC=auto: set in the once */
 static pthread_once_t source_once = PTHREAD_ONCE_INIT;
+
+/* Binds cycles to the collector.  The source is stored before the callback
+ * exists, so a collection never runs while the simulator is in force; when
+ * called late, registry_mutex is held, so no registry change is in flight and
+ * every later one reads Boehm and takes the collector's lock too. */
+static void bind_to_boehm(void)
+{
+    atomic_store_explicit(&source, GCP_SOURCE_BOEHM, memory_order_relaxed);
+    if (!gcp_boehm_install())
+        atomic_store_explicit(&source, GCP_SOURCE_SIM, memory_order_relaxed);
+}
 
 static void choose_source(void)
 {
     long want = gcp_env_long(GCP_ENV_GC);
+    source_auto = want == GCP_GC_AUTO;
     if (want == GCP_GC_BOEHM && !GC_is_init_called())
         GC_INIT(); /* asked for Boehm before the program initialised it */
     if (want == GCP_GC_BOEHM || (want == GCP_GC_AUTO && GC_is_init_called()))
-        source = gcp_boehm_install() ? GCP_SOURCE_BOEHM : GCP_SOURCE_SIM;
+        bind_to_boehm(); /* no lock: the first pool is not in the registry yet */
     else
-        source = GCP_SOURCE_SIM;
+        atomic_store_explicit(&source, GCP_SOURCE_SIM, memory_order_relaxed);
 }
 
 enum gcp_source gcp_glue_source(void)
 {
     pthread_once(&source_once, choose_source);
-    return source;
+    return atomic_load_explicit(&source, memory_order_relaxed);
 }
 
-const char *gcp_glue_name(void)
+enum gcp_source gcp_glue_refresh(void)
 {
-    long want = gcp_env_long(GCP_ENV_GC);
-    enum gcp_source s = source;
-    if (s == GCP_SOURCE_NONE) /* not chosen yet: what auto would choose now */
-        s = want == GCP_GC_BOEHM || (want == GCP_GC_AUTO && GC_is_init_called()) ? GCP_SOURCE_BOEHM
-                                                                                 : GCP_SOURCE_SIM;
-    return s == GCP_SOURCE_BOEHM ? "boehm" : "sim";
+    enum gcp_source s = gcp_glue_source();
+    if (s != GCP_SOURCE_SIM || !source_auto || !GC_is_init_called())
+        return s;
+    pthread_mutex_lock(&registry_mutex);
+    if (atomic_load_explicit(&source, memory_order_relaxed) == GCP_SOURCE_SIM)
+        bind_to_boehm();
+    s = atomic_load_explicit(&source, memory_order_relaxed);
+    pthread_mutex_unlock(&registry_mutex);
+    return s;
+}
+
+bool gcp_glue_collector_storage(const void *first_obj)
+{
+    /* Under Boehm, always: a pool may be given the collector's objects at any
+     * time.  Under the simulator only for the collector's objects: malloc'd
+     * ones need none of it, and a thread the collector does not know must not
+     * allocate from it. */
+    return gcp_glue_refresh() == GCP_SOURCE_BOEHM || gcp_mem_is_collectors(first_obj);
 }
 
 struct locked_call {
@@ -241,11 +278,20 @@ void gcp_cycle_in_collector(void)
     rotate_all((void *)1);
 }
 
+/* Under Boehm gcp_glue_locked holds the allocation lock, as a collection
+ * would, and the rotation then counts as in the collector (no free_fn under
+ * that lock).  The source is read here, under registry_mutex, where it cannot
+ * change between that lock's choice and ours. */
+static void rotate_all_locked(void *unused)
+{
+    (void)unused;
+    bool boehm = atomic_load_explicit(&source, memory_order_relaxed) == GCP_SOURCE_BOEHM;
+    rotate_all(boehm ? (void *)1 : NULL);
+}
+
 static void run_cycle(void)
 {
-    /* Under Boehm the rotation takes the allocation lock, as a collection
-     * would; it then counts as in the collector (no free_fn under that lock). */
-    gcp_glue_locked(rotate_all, gcp_glue_source() == GCP_SOURCE_BOEHM ? (void *)1 : NULL);
+    gcp_glue_locked(rotate_all_locked, NULL);
     drain_pending_locked();
 }
 

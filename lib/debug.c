@@ -16,9 +16,10 @@
  * included (it may follow pointers inside the object), while a thread that
  * still reads an object it put finds 0xdbdb... (not a valid pointer on x86-64).
  *
- * Under Boehm the copy must stay visible to the collector: the poisoned object
- * no longer holds its pointers, and what they point to must survive while the
- * object is cached.  So copies come from GC_MALLOC_UNCOLLECTABLE there, and
+ * A collector object's copy must stay visible to the collector: the poisoned
+ * object no longer holds its pointers, and what they point to must survive
+ * while the object is cached.  So such copies come from
+ * GC_MALLOC_UNCOLLECTABLE (whatever the cycle source: the object says), and
  * since a drop may run inside the collector (its start callback, allocation
  * lock held), where GC_FREE would deadlock, dropped copies wait in a per-shard
  * graveyard until a hook outside the collector frees them.
@@ -42,7 +43,7 @@
 #include <gc/gc.h>
 
 #include "env.h"
-#include "glue.h"
+#include "mem.h"
 
 /* A power of two.  Few enough that fork_prepare, which holds them all at once,
  * stays under ThreadSanitizer's limit of 64 locks held by one thread. */
@@ -172,24 +173,20 @@ static void remove_at(struct shard *s, size_t i)
 
 /* ---- copies of poisoned objects ---------------------------------------------- */
 
-static bool under_boehm(void)
-{
-    return gcp_glue_source() == GCP_SOURCE_BOEHM;
-}
-
-/* At least a pointer's worth, so a dead copy can link the graveyard. */
-static void *copy_alloc(size_t size)
+/* A copy of obj: collector memory when obj is the collector's, else malloc'd.
+ * At least a pointer's worth, so a dead copy can link the graveyard. */
+static void *copy_alloc(const void *obj, size_t size)
 {
     if (size < sizeof(void *))
         size = sizeof(void *);
-    return under_boehm() ? GC_MALLOC_UNCOLLECTABLE(size) : malloc(size);
+    return gcp_mem_is_collectors(obj) ? GC_MALLOC_UNCOLLECTABLE(size) : malloc(size);
 }
 
 static void copy_free(void *saved)
 {
     if (!saved)
         return;
-    if (under_boehm())
+    if (gcp_mem_is_collectors(saved))
         GC_FREE(saved);
     else
         free(saved);
@@ -199,8 +196,8 @@ static void copy_free(void *saved)
  * put and get hooks and from destroy, which run in user threads. */
 static void bury_dead(void)
 {
-    if (!under_boehm())
-        return;
+    if (!GC_is_init_called())
+        return; /* no collector, no collector copies */
     for (int k = 0; k < SHARDS; k++) {
         struct shard *s = &shards[k];
         /* Relaxed peek without the lock: a stale view only delays a free to a
@@ -310,7 +307,7 @@ enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
         return GCP_DEBUG_CACHE;
     /* Copy and poison outside the lock: the copy may come from the collector,
      * whose callback may need this shard's lock. */
-    void *saved = copy_alloc(p->obj_size);
+    void *saved = copy_alloc(obj, p->obj_size);
     if (!saved)
         return GCP_DEBUG_CACHE; /* tracked, not poisoned */
     memcpy(saved, obj, p->obj_size);
@@ -363,7 +360,7 @@ void gcp_debug_dropped(struct gcpool *p, void *obj)
         return;
     /* free_fn may read the object: it gets it as it was put. */
     check_and_restore(p, obj, saved, "at drop");
-    if (!under_boehm()) {
+    if (!gcp_mem_is_collectors(saved)) {
         free(saved);
         return;
     }

@@ -28,7 +28,7 @@ void gcp_locked_destroy(struct gcp_locked *q)
     memset(q, 0, sizeof *q);
 }
 
-bool gcp_locked_push(struct gcp_locked *q, void *obj)
+bool gcp_locked_push(struct gcp_locked *q, void *obj, bool collector)
 {
     void **grown = NULL; /* a bigger array, allocated outside the mutex */
     uint32_t grown_cap = 0;
@@ -59,7 +59,7 @@ bool gcp_locked_push(struct gcp_locked *q, void *obj)
         grown_cap = 0;
         /* Traced: under Boehm an array swapped out is reclaimed by the
          * collector once unreachable (gcp_mem_free_traced is a no-op there). */
-        if (!(grown = gcp_mem_alloc_traced(want * sizeof *grown)))
+        if (!(grown = gcp_mem_alloc_traced(collector, want * sizeof *grown)))
             return false;
         grown_cap = want;
     }

@@ -19,8 +19,9 @@ struct gcp_locked {
 
 /* Zeroed memory is an empty queue. */
 void gcp_locked_destroy(struct gcp_locked *q);
-/* Appends obj; false when the array could not grow (the caller drops obj). */
-bool gcp_locked_push(struct gcp_locked *q, void *obj);
+/* Appends obj; false when the array could not grow (the caller drops obj).
+ * collector: the array grows in collector memory (the pool's storage kind). */
+bool gcp_locked_push(struct gcp_locked *q, void *obj, bool collector);
 /* The last item, or NULL.  may_wait false: NULL when the mutex is busy. */
 void *gcp_locked_pop(struct gcp_locked *q, bool may_wait);
 /* Items now (a racy snapshot). */

@@ -8,8 +8,6 @@
 
 #include <gc/gc.h>
 
-#include "glue.h"
-
 /* Test hook state.  Relaxed: tests set it from one thread before the scenario. */
 static _Atomic long fail_at, allocations;
 
@@ -20,31 +18,34 @@ static bool should_fail(void)
     return at > 0 && n == at;
 }
 
-void *gcp_mem_alloc(size_t size)
+void *gcp_mem_alloc(bool collector, size_t size)
 {
     void *p = NULL;
     if (!should_fail())
-        p = gcp_glue_source() == GCP_SOURCE_BOEHM ? GC_MALLOC_UNCOLLECTABLE(size) : calloc(1, size);
+        p = collector ? GC_MALLOC_UNCOLLECTABLE(size) : calloc(1, size);
     if (!p)
         errno = ENOMEM;
     return p;
 }
 
+bool gcp_mem_is_collectors(const void *p)
+{
+    return p && GC_base((void *)p) != NULL;
+}
+
 void gcp_mem_free(void *p)
 {
-    if (!p)
-        return;
-    if (gcp_glue_source() == GCP_SOURCE_BOEHM)
+    if (gcp_mem_is_collectors(p))
         GC_FREE(p);
     else
         free(p);
 }
 
-void *gcp_mem_alloc_traced(size_t size)
+void *gcp_mem_alloc_traced(bool collector, size_t size)
 {
     void *p = NULL;
     if (!should_fail())
-        p = gcp_glue_source() == GCP_SOURCE_BOEHM ? GC_MALLOC(size) : calloc(1, size);
+        p = collector ? GC_MALLOC(size) : calloc(1, size);
     if (!p)
         errno = ENOMEM;
     return p;
@@ -52,7 +53,7 @@ void *gcp_mem_alloc_traced(size_t size)
 
 void gcp_mem_free_traced(void *p)
 {
-    if (gcp_glue_source() != GCP_SOURCE_BOEHM)
+    if (!gcp_mem_is_collectors(p))
         free(p);
 }
 

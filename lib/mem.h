@@ -1,21 +1,35 @@
-/* Memory for the pool's own storage (locals, rings).  Under Boehm it must be
- * visible to the collector, or cached objects would be reclaimed under the pool:
- * it comes from GC_MALLOC_UNCOLLECTABLE (scanned, freed only by us).  Otherwise
- * from calloc.  Every allocation can be made to fail, for tests. */
+/* Memory for the pool's own storage (locals, rings, locked queues).  A pool that
+ * holds the collector's objects must keep them where the collector looks, or a
+ * collection frees them under the pool: its storage is collector memory, from
+ * GC_MALLOC_UNCOLLECTABLE (scanned, freed only by us).  Any other pool's comes
+ * from calloc, so that a program of malloc'd objects never starts the
+ * collector, and its threads, which the collector does not know, never
+ * allocate from it.  Which kind a pool needs is decided once, at its first use
+ * (gcp_glue_collector_storage); a block then tells its own kind (the collector
+ * knows its blocks), so frees need not be told.  Every allocation can be made
+ * to fail, for tests. */
 #ifndef GCPOOL_MEM_H
 #define GCPOOL_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* Zeroed memory, or NULL with errno ENOMEM. */
-void *gcp_mem_alloc(size_t size);
+/* Zeroed memory, collector memory when collector is true, or NULL with errno
+ * ENOMEM.  Freed by gcp_mem_free, whichever kind it is. */
+void *gcp_mem_alloc(bool collector, size_t size);
 void gcp_mem_free(void *p);
 
-/* Memory the collector reclaims once nothing points to it (GC_MALLOC under
- * Boehm), for storage the pool replaces while others may still read the old
- * copy; calloc otherwise, freed by gcp_mem_free_traced (a no-op under Boehm). */
-void *gcp_mem_alloc_traced(size_t size);
+/* The same, but collector memory that the collector reclaims once nothing
+ * points to it (GC_MALLOC), for storage the pool replaces while others may
+ * still read the old copy; gcp_mem_free_traced frees a calloc'd block and
+ * leaves a collector block to the collector. */
+void *gcp_mem_alloc_traced(bool collector, size_t size);
 void gcp_mem_free_traced(void *p);
+
+/* Whether p points into the collector's heap (GC_base): false for malloc'd
+ * memory, and for anything while the collector is not initialised (this
+ * never initialises it). */
+bool gcp_mem_is_collectors(const void *p);
 
 /* Plain memory (calloc, strdup) for what holds no pooled object: the pool
  * itself, its name, array headers.  Counted by the same test hook. */

@@ -65,7 +65,7 @@ size_t gcp_local_stride(void)
     return round_up(sizeof(struct gcp_local), gcp_topology()->local_align);
 }
 
-static struct gcp_locals *locals_new(void)
+static struct gcp_locals *locals_new(bool collector)
 {
     const struct gcp_topology *t = gcp_topology();
     unsigned n = t->nlocals;
@@ -74,7 +74,7 @@ static struct gcp_locals *locals_new(void)
      * boundary (one unit more for that): locals of neighbouring CPUs never
      * share a line or an adjacent-line prefetch pair, and a sequence finds a
      * local from the header's address alone (fastpath.h), one load fewer. */
-    void *mem = gcp_mem_alloc(sizeof(struct gcp_locals) + t->local_align + n * stride);
+    void *mem = gcp_mem_alloc(collector, sizeof(struct gcp_locals) + t->local_align + n * stride);
     if (!mem)
         return NULL;
     char *base = (char *)round_up((uintptr_t)mem + sizeof(struct gcp_locals), t->local_align);
@@ -104,8 +104,9 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     gcpool_options_t defaults = {0};
     if (!opts)
         opts = &defaults;
-    /* Choose the cycle source, the pin and the topology now, not on a hot path. */
-    gcp_glue_source();
+    /* Choose the cycle source (or move it to Boehm, the collector having
+     * turned up since), the pin and the topology now, not on a hot path. */
+    gcp_glue_refresh();
     gcp_topology();
     gcp_pin_init();
     gcp_cycle_init();
@@ -136,14 +137,21 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     return p;
 }
 
-struct gcp_locals *gcp_pool_first_use(struct gcpool *p)
+struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj)
 {
+    /* Acquire: pairs with stop_caching's exchange; a pool that stopped caching
+     * is never set up again. */
+    if (atomic_load_explicit(&p->uncached, memory_order_acquire))
+        return NULL;
+    /* The storage the first object needs, decided outside init_lock: the
+     * decision may take registry_mutex, which fork takes before init_lock. */
+    bool collector = gcp_glue_collector_storage(first_obj);
     gcp_lock(&p->init_lock);
-    struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
-    if (!cur) {
+    if (!p->arrays[0]) { /* arrays[0] is set, under init_lock, only here */
+        p->collector_storage = collector;
         /* All three arrays now, so that a cycle never has to allocate. */
         for (int k = 0; k < 3; k++) {
-            if (!(p->arrays[k] = locals_new())) {
+            if (!(p->arrays[k] = locals_new(collector))) {
                 for (int j = 0; j < k; j++)
                     locals_free(p->arrays[j]);
                 memset(p->arrays, 0, sizeof p->arrays);
@@ -158,18 +166,88 @@ struct gcp_locals *gcp_pool_first_use(struct gcpool *p)
         atomic_store_explicit(&p->vic, p->victim_on ? p->arrays[1] : NULL, memory_order_relaxed);
         /* Release: whoever loads cur sees the arrays set up. */
         atomic_store_explicit(&p->cur, p->arrays[0], memory_order_release);
-        cur = p->arrays[0];
     }
+    /* Set up by us or before us; NULL if the pool stopped caching since. */
+    struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
     gcp_unlock(&p->init_lock);
     return cur;
 }
 
-/* The array gets and puts use now, set up on first use; NULL when that failed. */
-static inline struct gcp_locals *current_array(struct gcpool *p)
+/* The array gets and puts use now, set up on first use (for obj, the object
+ * at hand); NULL when that failed. */
+static inline struct gcp_locals *current_array(struct gcpool *p, const void *obj)
 {
     /* Acquire: pairs with the release stores of first use and of a cycle. */
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
-    return __builtin_expect(a != NULL, 1) ? a : gcp_pool_first_use(p);
+    return __builtin_expect(a != NULL, 1) ? a : gcp_pool_first_use(p, obj);
+}
+
+/* ---- objects the pool's storage cannot keep ---------------------------------
+ * A pool set up for malloc'd objects (under the simulator, or before the
+ * collector was initialised) keeps them in malloc'd storage, which the
+ * collector does not scan: a collector object cached there would be freed by
+ * the next collection and handed out afterwards.  So when such a pool meets a
+ * collector object, it stops caching rather than risk it: everything it holds
+ * is dropped, and from then on gets call new_fn and puts drop.  Who looks:
+ * checked mode at every put; otherwise the slow paths that see an object -
+ * every new_fn result, the put that sets the pool up, a put that grows a
+ * chain - since the paths that hit a slot or a ring cannot afford to ask the
+ * collector (GC_base: some 30 instructions a put under the lock pin).  A pool whose first
+ * object is the collector's is set up in collector memory in the first place
+ * (gcp_glue_collector_storage), so this is for pools given both kinds.
+ * What such a pool cached before it noticed is dropped like any cycle's drop
+ * (to free_fn, if it has one); only the checked mode sees every put in time. */
+
+/* Whether obj is the collector's while p's storage is not.  p is set up. */
+static bool hidden_from_collector(const struct gcpool *p, const void *obj)
+{
+    return !p->collector_storage && gcp_mem_is_collectors(obj);
+}
+
+/* Registry lock held: no cycle rotates the roles meanwhile.  drp stays, for a
+ * drain a cycle may have left pending; cycles skip a pool without cur. */
+static void empty_roles(void *pool)
+{
+    struct gcpool *p = pool;
+    atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
+    /* Release: whoever loads this NULL sees uncached set (first use, stats). */
+    atomic_store_explicit(&p->cur, NULL, memory_order_release);
+}
+
+/* Every object of every array to free_fn (or forgotten), as after a cycle's
+ * rotation: once the fence returns no sequence runs on the arrays any more,
+ * and none can start (a sequence reads cur afresh), so private slots can be
+ * emptied. */
+static void drain_all(struct gcpool *p)
+{
+    gcp_pin_fence();
+    for (int k = 0; k < 3; k++) {
+        gcp_pool_drain(p, p->arrays[k], 0); /* chains, and what cycles left in private_dropped */
+        gcp_pool_take_privates(p, p->arrays[k], true);
+        gcp_pool_drain(p, p->arrays[k], 0); /* the private slots, now in private_dropped */
+    }
+}
+
+static void stop_caching(struct gcpool *p, const void *obj)
+{
+    /* The first thread to get here reports and empties; acq_rel: pairs with
+     * first use's acquire, so that it never sets the pool up again. */
+    if (atomic_exchange_explicit(&p->uncached, true, memory_order_acq_rel))
+        return;
+    char index_name[32];
+    snprintf(index_name, sizeof index_name, "pool#%u", p->index);
+    gcp_warn("gcpool: pool \"%s\": object %p is the Boehm collector's, but the pool's storage was "
+             "set up for malloc'd objects and the collector cannot see it; the pool stops caching "
+             "(call GC_INIT() before the first gcpool_create, or set GCPOOL_GC=boehm)",
+             p->name ? p->name : index_name, obj);
+    gcp_glue_locked(empty_roles, p);
+    drain_all(p);
+}
+
+/* Counts in the pool's no_storage counters (any thread). */
+static void count_no_storage(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
 /* One object leaves the pool for good; the caller counts it in p->dropped. */
@@ -334,6 +412,18 @@ static void count_slow_get(struct gcp_locals *a, enum source src, bool victim_pr
     gcp_unpin(l);
 }
 
+/* A miss: new_fn's object, or NULL.  A slow path: the simulated collector and
+ * deferred drops run here. */
+static void *call_new(struct gcpool *p)
+{
+    gcp_cycle_drain_pending();
+    gcp_sim_poll();
+    if (!p->new_fn)
+        return NULL;
+    gcp_sim_new_called();
+    return p->new_fn(p->arg);
+}
+
 static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
 {
     enum source src = FROM_STEAL;
@@ -346,21 +436,39 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
     count_slow_get(a, src, victim_private, !obj && p->new_fn);
     if (obj)
         return obj;
-    /* A miss is a slow path: the simulated collector and deferred drops run here. */
-    gcp_cycle_drain_pending();
-    gcp_sim_poll();
-    if (!p->new_fn)
-        return NULL;
-    gcp_sim_new_called();
-    return p->new_fn(p->arg);
+    obj = call_new(p);
+    if (obj && hidden_from_collector(p, obj))
+        stop_caching(p, obj); /* before the caller can put it back */
+    return obj;
+}
+
+/* A get that found no array: the pool's first (nothing is cached before a put
+ * has set the arrays up), or one of a pool without storage.  new_fn's object,
+ * the pool's first, is what first use sets the storage up for; a get with no
+ * object sets nothing up, and the first put decides. */
+static void *get_no_storage(struct gcpool *p)
+{
+    void *obj = call_new(p);
+    struct gcp_locals *a = obj ? gcp_pool_first_use(p, obj) : NULL;
+    if (!a) {
+        count_no_storage(&p->no_storage.miss);
+        if (p->new_fn)
+            count_no_storage(&p->no_storage.news);
+        return obj;
+    }
+    if (hidden_from_collector(p, obj)) /* another thread set it up, for other objects */
+        stop_caching(p, obj);
+    count_slow_get(a, FROM_NOWHERE, false, p->new_fn != NULL);
+    return obj;
 }
 
 /* A get that found this CPU's private slot empty. */
 static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
-    struct gcp_locals *a = current_array(p);
-    if (!a) /* no memory for locals: behave as an empty pool */
-        return p->new_fn ? p->new_fn(p->arg) : NULL;
+    /* Acquire: pairs with the release stores of first use and of a cycle. */
+    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    if (!a)
+        return get_no_storage(p);
     void *obj;
     if (!p->shared_locked && (obj = gcp_pin_chain_pop(&p->cur)))
         return obj;
@@ -418,8 +526,12 @@ void *gcpool_fastpath_get_v1(gcpool_t *p)
 static void put_slow(struct gcpool *p, void *obj, uint32_t want)
 {
     gcp_sim_poll();
-    struct gcp_ring *r = want ? gcp_ring_new(want) : NULL;
-    struct gcp_locals *a = current_array(p);
+    struct gcp_locals *a = current_array(p, obj);
+    if (a && hidden_from_collector(p, obj)) {
+        stop_caching(p, obj);
+        a = NULL;
+    }
+    struct gcp_ring *r = a && want ? gcp_ring_new(want, p->collector_storage) : NULL;
     if (a) {
         unsigned self;
         struct gcp_local *l = gcp_pin_owner(a, &self);
@@ -445,7 +557,12 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
 {
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
     if (!a) { /* first use: set up the arrays, then the private slot is free */
-        if (!(a = gcp_pool_first_use(p))) {
+        if ((a = gcp_pool_first_use(p, obj)) && hidden_from_collector(p, obj)) {
+            stop_caching(p, obj); /* another thread set it up, for other objects */
+            a = NULL;
+        }
+        if (!a) { /* no storage: a put that drops */
+            count_no_storage(&p->no_storage.puts_shared);
             drop(p, obj);
             return;
         }
@@ -461,7 +578,7 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
         /* Go 1.12: append under the queue's mutex (which may grow the array:
          * not under the pin, see put_slow). */
         gcp_unpin(l);
-        if (!gcp_locked_push(&l->locked, obj))
+        if (!gcp_locked_push(&l->locked, obj, p->collector_storage))
             drop(p, obj);
         return;
     }
@@ -482,6 +599,9 @@ static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
     if (!obj)
         return;
     if (gcp_debug) {
+        /* Checked mode asks the collector about every put (see stop_caching). */
+        if (atomic_load_explicit(&p->cur, memory_order_acquire) && hidden_from_collector(p, obj))
+            stop_caching(p, obj);
         enum gcp_debug_verdict v = gcp_debug_put(p, obj);
         if (v == GCP_DEBUG_IGNORE)
             return;
@@ -530,10 +650,17 @@ void gcpool_destroy(gcpool_t *p)
     }
     /* Out of the registry first, so no cycle can reach the pool any more. */
     gcp_cycle_unregister(p);
+    /* What the last cycle dropped but left for later (free_fn under Boehm)
+     * is that cycle's drop, and counts as one. */
+    if (atomic_exchange_explicit(&p->drain_pending, 0, memory_order_relaxed))
+        gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), 0);
+    /* The pool's line for the report at exit, as the program left it: taken
+     * before the drains below, so that destroy counts nothing (its releases
+     * are no drops, and the object it takes from a private slot no hit). */
+    gcp_stats_retire(p);
     for (int k = 0; k < 3; k++)
         if (p->arrays[k])
             gcp_pool_drain(p, p->arrays[k], GCP_DRAIN_PRIVATE);
-    gcp_stats_retire(p); /* its counters live in the arrays: before they go */
     for (int k = 0; k < 3; k++)
         locals_free(p->arrays[k]);
     if (gcp_debug)

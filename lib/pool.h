@@ -97,6 +97,8 @@ struct gcpool {
     bool victim_on;                   /* GCPOOL_VICTIM */
     bool shared_locked;               /* GCPOOL_SHARED=locked: Go 1.12's locked queues */
     gcp_lock_t init_lock;             /* first use: one thread sets up the arrays */
+    bool collector_storage;           /* the arrays and rings are collector memory (mem.h):
+                                         decided at first use, before cur is published */
 
     struct gcp_locals *arrays[3];     /* the storage behind the roles; NULL until first use */
     void *blocks[3];                  /* arrays[k]->mem: arrays[k] points inside its block, and a
@@ -107,6 +109,13 @@ struct gcpool {
      * with a cycle can only mark the array that is no longer the victim. */
     struct gcp_locals *_Atomic victim_empty;
     _Atomic int drain_pending;        /* drp holds objects a cycle could not drop in place */
+    /* Set, once, when the pool met a collector object its storage cannot
+     * keep alive (pool.c, stop_caching): from then on its roles are empty and
+     * it behaves as a pool without storage.  Release, before cur is cleared. */
+    _Atomic bool uncached;
+    /* Gets and puts that found no storage (before the first use, when it
+     * failed, or since the pool stopped caching): any thread, atomic adds. */
+    struct gcp_counters no_storage;
 
     _Atomic uint64_t dropped;         /* slow path: cycles and destroy only */
     _Atomic uint64_t moved_to_victim; /* objects cycles moved to the victim */
@@ -131,8 +140,10 @@ bool gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a, bool may_wai
 /* Objects array a holds now (a racy snapshot, for statistics). */
 uint64_t gcp_pool_count(const struct gcp_locals *a);
 
-/* Sets up the arrays on first use; returns cur, or NULL (errno ENOMEM). */
-struct gcp_locals *gcp_pool_first_use(struct gcpool *p);
+/* Sets up the arrays on first use, in the storage first_obj (the first object
+ * the pool is given or makes) needs; returns cur, or NULL: no memory (errno
+ * ENOMEM), or the pool stopped caching. */
+struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj);
 
 /* Bytes between two locals, as this process lays them out. */
 size_t gcp_local_stride(void);

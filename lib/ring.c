@@ -101,9 +101,9 @@ uint32_t gcp_ring_len(const struct gcp_ring *r)
     return head_of(ht) - tail_of(ht);
 }
 
-struct gcp_ring *gcp_ring_new(uint32_t size)
+struct gcp_ring *gcp_ring_new(uint32_t size, bool collector)
 {
-    struct gcp_ring *r = gcp_mem_alloc(sizeof *r + (size_t)size * sizeof(void *));
+    struct gcp_ring *r = gcp_mem_alloc(collector, sizeof *r + (size_t)size * sizeof(void *));
     if (!r)
         return NULL;
     r->size = size;

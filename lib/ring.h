@@ -59,8 +59,8 @@ struct gcp_chain {
 };
 
 /* Ring allocation, supplied by the caller so that the pool can allocate outside
- * its locks and from collector-visible memory. */
-struct gcp_ring *gcp_ring_new(uint32_t size);  /* NULL on failure */
+ * its locks, from collector memory when its storage must be (mem.h). */
+struct gcp_ring *gcp_ring_new(uint32_t size, bool collector); /* NULL on failure */
 void gcp_ring_free(struct gcp_ring *r);
 
 void gcp_chain_init(struct gcp_chain *c);

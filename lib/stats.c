@@ -18,29 +18,37 @@ static uint64_t get(const _Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+static void add_counters(gcpool_stats_t *out, const struct gcp_counters *c)
+{
+    out->puts += get(&c->puts_shared);
+    out->news += get(&c->news);
+    out->hit_shared += get(&c->hit_shared);
+    out->hit_steal += get(&c->hit_steal);
+    out->hit_victim += get(&c->hit_victim);
+    out->miss += get(&c->miss);
+}
+
 void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     uint64_t fills = 0, victim_private = 0, privates_now = 0;
-    /* Acquire: the arrays exist once cur is published (first use). */
-    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL;
+    /* Acquire: the arrays exist once cur is published (first use), and stay
+     * when a pool that stopped caching takes cur away (uncached, set before). */
+    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL ||
+                  atomic_load_explicit(&p->uncached, memory_order_acquire);
     for (int k = 0; k < 3 && set_up; k++) {
         const struct gcp_locals *a = p->arrays[k];
         for (unsigned i = 0; a && i < a->n; i++) {
             const struct gcp_local *l = gcp_local_at(a, i);
-            const struct gcp_counters *c = &l->counters;
             fills += get(&l->fills);
             privates_now += atomic_load_explicit(&l->private_, memory_order_relaxed) != NULL;
-            victim_private += get(&c->victim_private);
-            out->puts += get(&c->puts_shared);
-            out->news += get(&c->news);
-            out->hit_shared += get(&c->hit_shared) + get(&l->seq.hit_shared);
+            victim_private += get(&l->counters.victim_private);
+            out->hit_shared += get(&l->seq.hit_shared);
             out->puts += get(&l->seq.puts_shared);
-            out->hit_steal += get(&c->hit_steal);
-            out->hit_victim += get(&c->hit_victim);
-            out->miss += get(&c->miss);
+            add_counters(out, &l->counters);
         }
     }
+    add_counters(out, &p->no_storage); /* what found no storage */
     /* Every object put in a private slot left it by one of: a get's private
      * hit (uncounted: the hot path stays one load and one store), a victim
      * get, a cycle; or is there still.  Exact when the pool is quiet; while it
@@ -50,6 +58,7 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     out->puts += fills;
     out->gets = out->hit_private + out->hit_shared + out->hit_steal + out->hit_victim + out->miss;
     out->dropped = get(&p->dropped);
+    out->moved_to_victim = get(&p->moved_to_victim);
 }
 
 int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out)
@@ -96,7 +105,7 @@ static void json_string(FILE *out, const char *s)
 struct row {
     struct row *next;
     gcpool_stats_t s;
-    uint64_t moved, last_moved, last_dropped;
+    uint64_t last_moved, last_dropped;
     bool destroyed;
     char name[]; /* its name, or pool#N */
 };
@@ -113,7 +122,6 @@ static struct row *row_of(struct gcpool *p)
     if (!w)
         return NULL;
     gcp_stats_sum(p, &w->s);
-    w->moved = get(&p->moved_to_victim);
     w->last_moved = get(&p->last_moved);
     w->last_dropped = get(&p->last_dropped);
     w->destroyed = false;
@@ -125,6 +133,9 @@ static void print_row(struct report *r, const struct row *w)
 {
     const gcpool_stats_t *s = &w->s;
     if (r->json) {
+        /* In ten-thousandths, printed as digits: %f would follow the
+         * program's locale, and a decimal comma is no JSON. */
+        uint64_t v_hit = (uint64_t)(gcpool_victim_hit_rate(s) * 10000.0 + 0.5);
         fprintf(r->out, "%s\n    {\"name\": ", r->first ? "" : ",");
         json_string(r->out, w->name);
         fprintf(r->out,
@@ -132,18 +143,19 @@ static void print_row(struct report *r, const struct row *w)
                 ", \"hit_private\": %" PRIu64 ", \"hit_shared\": %" PRIu64
                 ", \"hit_steal\": %" PRIu64 ", \"hit_victim\": %" PRIu64 ", \"miss\": %" PRIu64
                 ", \"dropped\": %" PRIu64 ", \"moved_to_victim\": %" PRIu64
+                ", \"victim_hit_rate\": %" PRIu64 ".%04" PRIu64
                 ", \"last_cycle_moved\": %" PRIu64 ", \"last_cycle_dropped\": %" PRIu64
                 ", \"destroyed\": %s}",
                 s->gets, s->puts, s->news, s->hit_private, s->hit_shared, s->hit_steal,
-                s->hit_victim, s->miss, s->dropped, w->moved, w->last_moved, w->last_dropped,
-                w->destroyed ? "true" : "false");
+                s->hit_victim, s->miss, s->dropped, s->moved_to_victim, v_hit / 10000, v_hit % 10000,
+                w->last_moved, w->last_dropped, w->destroyed ? "true" : "false");
     } else {
         fprintf(r->out,
                 "%-20.20s %12" PRIu64 " %12" PRIu64 " %6.1f%% %6.1f%% %6.1f%% %6.1f%% %6.1f%% %10" PRIu64
                 " %10" PRIu64 " %10" PRIu64 " %6.1f%%%s\n",
                 w->name, s->gets, s->puts, rate(s->hit_private, s->gets), rate(s->hit_shared, s->gets),
                 rate(s->hit_steal, s->gets), rate(s->hit_victim, s->gets), rate(s->miss, s->gets),
-                s->news, s->dropped, w->moved, rate(s->hit_victim, w->moved),
+                s->news, s->dropped, s->moved_to_victim, 100.0 * gcpool_victim_hit_rate(s),
                 w->destroyed ? " (destroyed)" : "");
     }
     r->first = false;
@@ -200,6 +212,9 @@ void gcpool_stats_print(FILE *out, int flags)
                 "v-hit");
         gcp_cycle_each_pool(report_pool, &r);
         report_retired(&r);
+        fputs("(v-hit: victim hit rate, hit_victim / to-victim - of the objects cycles moved to "
+              "the victim, the share gets took back)\n",
+              out);
     }
     fflush(out);
 }

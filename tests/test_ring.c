@@ -58,7 +58,7 @@ static bool push_head(struct queue *q, void *obj)
     uint32_t want;
     if (gcp_chain_push_head(&q->chain, obj, &want, 8, 1024))
         return true;
-    struct gcp_ring *r = want ? gcp_ring_new(want) : NULL;
+    struct gcp_ring *r = want ? gcp_ring_new(want, false) : NULL;
     if (r && gcp_chain_push_ring(&q->chain, r, obj))
         return true;
     gcp_ring_free(r);
@@ -109,7 +109,7 @@ static long test_n(void)
 START_TEST(test_pool_dequeue)
 {
     struct queue q = {0};
-    q.ring = gcp_ring_new(16);
+    q.ring = gcp_ring_new(16, false);
     ck_assert_ptr_nonnull(q.ring);
     run_queue(&q, test_n());
     ck_assert_ptr_null(gcp_ring_pop_tail(q.ring));
@@ -129,7 +129,7 @@ END_TEST
 
 START_TEST(test_ring_order_and_full)
 {
-    struct gcp_ring *r = gcp_ring_new(4);
+    struct gcp_ring *r = gcp_ring_new(4, false);
     for (uintptr_t i = 1; i <= 4; i++)
         ck_assert(gcp_ring_push_head(r, (void *)i));
     ck_assert(!gcp_ring_push_head(r, (void *)5)); /* full */
@@ -163,7 +163,7 @@ static void take(void *obj, void *arg)
 
 START_TEST(test_take_all)
 {
-    struct gcp_ring *r = gcp_ring_new(8);
+    struct gcp_ring *r = gcp_ring_new(8, false);
     for (uintptr_t i = 1; i <= 8; i++)
         ck_assert(gcp_ring_push_head(r, (void *)i));
     ck_assert_ptr_eq(gcp_ring_pop_tail(r), (void *)1);
@@ -185,7 +185,7 @@ START_TEST(test_take_all)
         uint32_t want;
         void *obj = (void *)(uintptr_t)end;
         if (!gcp_chain_push_head(&c, obj, &want, 2, 8))
-            ck_assert(gcp_chain_push_ring(&c, gcp_ring_new(want), obj));
+            ck_assert(gcp_chain_push_ring(&c, gcp_ring_new(want, false), obj));
     }
     ntaken = 0;
     ck_assert_uint_eq(gcp_chain_take_all(&c, take, NULL), 40);
@@ -209,7 +209,7 @@ static long fill(struct gcp_chain *c, uint32_t min, uint32_t max, long next)
             next++;
             continue;
         }
-        struct gcp_ring *r = gcp_ring_new(want);
+        struct gcp_ring *r = gcp_ring_new(want, false);
         ck_assert_ptr_nonnull(r);
         ck_assert(want == min || want <= max);
         if (!gcp_chain_push_ring(c, r, obj)) { /* the table is full */

@@ -1,5 +1,6 @@
 /* Statistics: exact counts after scripted sequences on one pinned thread, the
  * victim switched off, and the reports (text, JSON on demand and at exit). */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,6 +8,14 @@
 #include "testutil.h"
 
 static int objs[64];
+static _Atomic int freed;
+
+static void free_obj(void *obj, void *arg)
+{
+    (void)arg;
+    free(obj);
+    atomic_fetch_add(&freed, 1);
+}
 
 static void *make(void *arg)
 {
@@ -127,6 +136,17 @@ static char *slurp(FILE *f)
     return buf;
 }
 
+/* A file's contents (malloc'd); the file is removed. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char *doc = strdup(slurp(f));
+    fclose(f);
+    unlink(path);
+    return doc;
+}
+
 static uint64_t json_number(const char *doc, const char *key)
 {
     char pat[64];
@@ -227,18 +247,157 @@ START_TEST(test_report_at_exit)
     int status;
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    char *doc = slurp(f);
-    fclose(f);
-    unlink(path);
+    char *doc = read_file(path);
     ck_assert_msg(strstr(doc, "\"name\": \"at-exit\""), "report: %s", doc);
     ck_assert_uint_eq(json_number(doc, "gets"), 1);
     const char *gone = strstr(doc, "\"name\": \"gone\"");
     ck_assert_msg(gone != NULL, "destroyed pool missing: %s", doc);
+    /* As the program left it: destroy counts nothing, neither the object it
+     * takes from the private slot as a get nor what it releases as drops. */
     ck_assert_uint_eq(json_number(gone, "puts"), 2);
-    ck_assert_uint_eq(json_number(gone, "dropped"), 2);
+    ck_assert_uint_eq(json_number(gone, "gets"), 0);
+    ck_assert_uint_eq(json_number(gone, "hit_private"), 0);
+    ck_assert_uint_eq(json_number(gone, "dropped"), 0);
     ck_assert_msg(strstr(gone, "\"destroyed\": true"), "report: %s", doc);
+    free(doc);
+}
+END_TEST
+
+static void *make_buffer(void *arg)
+{
+    (void)arg;
+    return malloc(64);
+}
+
+/* The README's example: 100 000 requests, one buffer each, then destroy.  The
+ * destroyed pool's line reports exactly 100 000 gets (it said 100 001: the
+ * buffer destroy took from the private slot counted as a hit). */
+START_TEST(test_destroy_counts_nothing)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    test_setenv("GCPOOL_STATS", "json"); /* keeps destroyed pools' lines */
+    test_pin_to_one_cpu();
+    gcpool_options_t o = {.new_fn = make_buffer, .free_fn = free_obj, .name = "scratch"};
+    gcpool_t *p = gcpool_create(&o);
+    for (int request = 0; request < 100000; request++) {
+        char *buf = gcpool_get(p);
+        buf[0] = (char)request;
+        gcpool_put(p, buf);
+    }
+    gcpool_stats_t s;
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.gets, 100000);
+    gcpool_destroy(p);
+    ck_assert_int_eq(atomic_load(&freed), 1); /* released to free_fn all the same */
+    FILE *f = tmpfile();
+    gcpool_stats_print(f, GCPOOL_STATS_JSON);
+    const char *doc = slurp(f);
+    const char *line = strstr(doc, "\"name\": \"scratch\"");
+    ck_assert_msg(line && strstr(line, "\"destroyed\": true"), "report: %s", doc);
+    ck_assert_uint_eq(json_number(line, "gets"), 100000);
+    ck_assert_uint_eq(json_number(line, "puts"), 100000);
+    ck_assert_uint_eq(json_number(line, "hit_private"), 99999);
+    ck_assert_uint_eq(json_number(line, "miss"), 1);
+    ck_assert_uint_eq(json_number(line, "news"), 1);
+    ck_assert_uint_eq(json_number(line, "dropped"), 0);
+    fclose(f);
+}
+END_TEST
+
+/* moved_to_victim is in gcpool_stats_t, and both reports print the victim
+ * hit rate computed from it (gcpool_victim_hit_rate). */
+START_TEST(test_victim_hit_rate)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    test_pin_to_one_cpu();
+    gcpool_options_t o = {.name = "victims"};
+    gcpool_t *p = gcpool_create(&o);
+    for (int i = 0; i < 8; i++)
+        gcpool_put(p, &objs[i]);
+    gcpool_collect(); /* all 8 to the victim */
+    for (int i = 0; i < 2; i++)
+        ck_assert_ptr_nonnull(gcpool_get(p));
+    gcpool_stats_t s;
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.moved_to_victim, 8);
+    ck_assert_uint_eq(s.hit_victim, 2);
+    ck_assert(gcpool_victim_hit_rate(&s) == 0.25);
+    gcpool_collect(); /* the other 6 dropped; nothing in the pool moved */
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.moved_to_victim, 8);
+    ck_assert_uint_eq(s.dropped, 6);
+
+    FILE *f = tmpfile();
+    gcpool_stats_print(f, GCPOOL_STATS_JSON);
+    const char *doc = slurp(f);
+    const char *line = strstr(doc, "\"name\": \"victims\"");
+    ck_assert_ptr_nonnull(line);
+    ck_assert_uint_eq(json_number(line, "moved_to_victim"), 8);
+    ck_assert_msg(strstr(line, "\"victim_hit_rate\": 0.2500"), "report: %s", doc);
+    fclose(f);
+    f = tmpfile();
+    gcpool_stats_print(f, GCPOOL_STATS_TEXT);
+    doc = slurp(f);
+    line = strstr(doc, "victims");
+    ck_assert_ptr_nonnull(line);
+    const char *eol = strchr(line, '\n');
+    ck_assert_msg(eol && eol - 6 >= line && strncmp(eol - 6, " 25.0%", 6) == 0, "v-hit: %s", doc);
+    ck_assert_msg(strstr(doc, "hit_victim / to-victim"), "no definition: %s", doc);
+    fclose(f);
+    gcpool_destroy(p);
+}
+END_TEST
+
+/* gcpool_stats_print prints the report at exit: with GCPOOL_STATS set, the
+ * destroyed pools too, the same lines; without it, nothing is kept of them. */
+static void print_after_destroy(const char *stats, const char *exit_path, const char *print_path)
+{
+    if (stats)
+        setenv("GCPOOL_STATS", stats, 1);
+    else
+        unsetenv("GCPOOL_STATS");
+    setenv("GCPOOL_STATS_FILE", exit_path, 1);
+    setenv("GCPOOL_GC", "sim", 1);
+    gcp_env_reload();
+    gcpool_options_t o = {.name = "short-lived"};
+    gcpool_t *p = gcpool_create(&o);
+    gcpool_put(p, &objs[0]);
+    gcpool_put(p, &objs[1]);
+    gcpool_get(p);
+    gcpool_destroy(p);
+    FILE *f = fopen(print_path, "w");
+    gcpool_stats_print(f, GCPOOL_STATS_JSON);
+    fclose(f);
+    exit(0);
+}
+
+START_TEST(test_print_agrees_with_report_at_exit)
+{
+    char exit_path[] = "/tmp/gcpool-exit-XXXXXX", print_path[] = "/tmp/gcpool-print-XXXXXX";
+    close(mkstemp(exit_path));
+    close(mkstemp(print_path));
+    pid_t pid = fork();
+    if (pid == 0)
+        print_after_destroy(_i ? "json" : NULL, exit_path, print_path);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *at_exit = read_file(exit_path), *printed = read_file(print_path);
+    const char *line = strstr(printed, "{\"name\": \"short-lived\"");
+    if (!_i) {
+        /* No report asked for: none at exit, and no line kept. */
+        ck_assert_str_eq(at_exit, "");
+        ck_assert_msg(!line, "printed: %s", printed);
+    } else {
+        ck_assert_msg(line, "printed: %s", printed);
+        const char *end = strchr(line, '}');
+        char want[512];
+        snprintf(want, sizeof want, "%.*s", (int)(end - line + 1), line);
+        ck_assert_msg(strstr(want, "\"destroyed\": true"), "printed: %s", printed);
+        ck_assert_msg(strstr(at_exit, want), "at exit: %s\nprinted: %s", at_exit, printed);
+    }
+    free(at_exit);
+    free(printed);
 }
 END_TEST
 
@@ -252,6 +411,9 @@ int main(void)
     tcase_add_test(tc, test_json_report);
     tcase_add_test(tc, test_text_report);
     tcase_add_test(tc, test_report_at_exit);
+    tcase_add_test(tc, test_destroy_counts_nothing);
+    tcase_add_test(tc, test_victim_hit_rate);
+    tcase_add_loop_test(tc, test_print_agrees_with_report_at_exit, 0, 2);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

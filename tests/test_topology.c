@@ -725,6 +725,32 @@ START_TEST(info_text)
 }
 END_TEST
 
+/* The tool never starts the collector, yet says what a program that calls
+ * GC_INIT() first gets (it said "sim" under auto, the tool's own case). */
+START_TEST(info_cycle_source)
+{
+    static const struct {
+        const char *gc, *line, *json;
+    } cases[] = {
+        {NULL, "cycle source:  boehm in a program that calls GC_INIT() before its first pool",
+         "\"gc\": \"boehm\""},
+        {"boehm", "cycle source:  boehm (GCPOOL_GC=boehm", "\"gc\": \"boehm\""},
+        {"sim", "cycle source:  sim (GCPOOL_GC=sim)", "\"gc\": \"sim\""},
+    };
+    use_machine(NULL, NULL);
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        test_setenv("GCPOOL_GC", cases[i].gc);
+        int rc = run_info("", info_out, sizeof info_out);
+        if (rc < 0)
+            return;
+        ck_assert_msg(rc == 0 && strstr(info_out, cases[i].line), "GCPOOL_GC=%s: %s", cases[i].gc,
+                      info_out);
+        ck_assert_int_eq(run_info("--json", info_out, sizeof info_out), 0);
+        ck_assert_msg(strstr(info_out, cases[i].json), "GCPOOL_GC=%s: %s", cases[i].gc, info_out);
+    }
+}
+END_TEST
+
 /* Exactly one line, on stderr (merged here), and no output to parse. */
 static void check_one_line_error(int rc, const char *out)
 {
@@ -782,6 +808,7 @@ int main(void)
     tcase_add_test(info, info_json_this_machine);
     tcase_add_test(info, info_json_other_machine);
     tcase_add_test(info, info_text);
+    tcase_add_test(info, info_cycle_source);
     tcase_add_test(info, info_errors);
     tcase_set_timeout(info, 30);
     suite_add_tcase(s, info);

@@ -14,7 +14,6 @@
 
 #include "env.h"
 #include "gcpool.h"
-#include "glue.h"
 #include "pin.h"
 #include "pool.h"
 #include "topology.h"
@@ -100,6 +99,29 @@ static int parse_args(int argc, char **argv, struct options *o)
     return 0;
 }
 
+/* The cycle source a program started like this one gets: "boehm" or "sim".
+ * This tool never initialises the collector, and under GCPOOL_GC=auto the
+ * library itself would answer sim here; what a reader needs is what a program
+ * that calls GC_INIT() before its first pool gets. */
+static const char *cycle_source(void)
+{
+    return gcp_env_long(GCP_ENV_GC) == GCP_GC_SIM ? "sim" : "boehm";
+}
+
+/* The same, with the rule that gives it. */
+static const char *cycle_source_text(void)
+{
+    switch (gcp_env_long(GCP_ENV_GC)) {
+    case GCP_GC_BOEHM:
+        return "boehm (GCPOOL_GC=boehm: the first pool initialises the collector)";
+    case GCP_GC_SIM:
+        return "sim (GCPOOL_GC=sim)";
+    default:
+        return "boehm in a program that calls GC_INIT() before its first pool (GCPOOL_GC=auto; "
+               "sim until the collector starts, and where it never does)";
+    }
+}
+
 /* Where the topology came from, for the reader. */
 static const char *source_text(const struct gcp_topology *t)
 {
@@ -109,7 +131,7 @@ static const char *source_text(const struct gcp_topology *t)
 static void print_text(const struct gcp_topology *t, const struct options *o)
 {
     printf("gcpool %s\n", gcpool_version());
-    printf("cycle source:  %s\n", gcp_glue_name());
+    printf("cycle source:  %s\n", cycle_source_text());
     printf("pin method:    %s\n", gcp_pin_name());
     printf("victim cache:  %s\n", gcp_env_long(GCP_ENV_VICTIM) ? "on" : "off");
     printf("steal order:   %s\n", t->steal_mode == GCP_STEAL_ROUNDROBIN ? "roundrobin" : "topology");
@@ -134,7 +156,7 @@ static void print_text(const struct gcp_topology *t, const struct options *o)
 static void print_json(const struct gcp_topology *t, const struct options *o)
 {
     printf("{\"version\": \"%s\", \"gc\": \"%s\", \"pin\": \"%s\", \"victim\": %s,\n",
-           gcpool_version(), gcp_glue_name(), gcp_pin_name(),
+           gcpool_version(), cycle_source(), gcp_pin_name(),
            gcp_env_long(GCP_ENV_VICTIM) ? "true" : "false");
     printf(" \"steal\": \"%s\", \"this_system\": %s,\n",
            t->steal_mode == GCP_STEAL_ROUNDROBIN ? "roundrobin" : "topology",

@@ -274,26 +274,26 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(cons
     if (slot)
         /* Ours since the commit; relaxed: a thief never reads a slot at or
          * beyond head, and a push by this CPU waits for NULL. */
-        __atomic_store_n(slot, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(slot, NULL, __ATOMIC_RELAXED);
     return obj;
 }
 
 #ifndef GCPOOL_NO_INLINE
 static __inline__ __attribute__((always_inline)) void *gcpool_get_inline_(gcpool_t *pool)
 {
-    if (__builtin_expect(pool != 0 && __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED), 1)) {
+    if (__builtin_expect(pool != NULL && __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED), 1)) {
         void *obj = gcpool_fastpath_take_(pool); /* the role: the pool's first word */
-        if (__builtin_expect(obj != 0, 1))
+        if (__builtin_expect(obj != NULL, 1))
             return obj;
         obj = gcpool_fastpath_pop_(pool);
-        return __builtin_expect(obj != 0, 1) ? obj : gcpool_fastpath_get_v1(pool);
+        return __builtin_expect(obj != NULL, 1) ? obj : gcpool_fastpath_get_v1(pool);
     }
     return (gcpool_get)(pool);
 }
 
 static __inline__ __attribute__((always_inline)) void gcpool_put_inline_(gcpool_t *pool, void *obj)
 {
-    if (__builtin_expect(pool != 0 && obj != 0 &&
+    if (__builtin_expect(pool != NULL && obj != NULL &&
                              __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED),
                          1)) {
         if (__builtin_expect(!gcpool_fastpath_fill_(pool, obj), 0) &&

@@ -173,6 +173,12 @@ static void drop_or_defer(struct gcpool *p, bool in_collector)
          * very collection reclaim the objects. */
         atomic_store_explicit(&p->last_dropped, gcp_pool_drain(p, drp, GCP_DRAIN_NO_WAIT),
                               memory_order_relaxed);
+        /* Checked mode's held random drops are released outside the collector
+         * (their nodes are GC_FREE'd): by the next drain.  Relaxed: as below. */
+        if (atomic_load_explicit(&p->debug_held, memory_order_relaxed)) {
+            atomic_store_explicit(&p->drain_pending, 1, memory_order_relaxed);
+            atomic_store_explicit(&drains_pending, true, memory_order_relaxed);
+        }
     } else {
         /* free_fn may allocate, which would deadlock inside the collector (and
          * outside it runs after the registry lock is released): the drop waits
@@ -211,6 +217,7 @@ static void drain_one(struct gcpool *p, void *unused)
     if (atomic_exchange_explicit(&p->drain_pending, 0, memory_order_relaxed)) {
         uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), 0);
         atomic_store_explicit(&p->last_dropped, n, memory_order_relaxed);
+        gcp_pool_release_held(p); /* checked mode's random drops, with the cycle's */
     }
 }
 

@@ -1,13 +1,20 @@
 /* Checked mode (GCPOOL_DEBUG=1): see debug.h for what it checks.
  *
- * What is cached: one set of (pool, object) pairs for all pools, split into
- * SHARDS independent open-addressing hash tables, each under its own mutex, so
- * that threads working on different objects seldom wait for each other.  An
- * object is in the set from the moment a put decides to cache it until it
+ * What the pools hold: one set of (pool, object) pairs for all pools, split
+ * into SHARDS independent open-addressing hash tables, each under its own
+ * mutex, so that threads working on different objects seldom wait for each
+ * other.  An object is in the set from the moment a put accepts it until it
  * leaves the pool: a get returns it (gcp_debug_get) or the pool drops it
  * (gcp_debug_dropped).  The put hook runs before the object is cached and the
  * get hook after it was taken, so for a correctly used object the set is never
  * behind the pool; a put that finds its object in the set is a double put.
+ *
+ * A random drop is one more way to hold an object: the put accepts it into
+ * the set but, instead of caching it, keeps it on the pool's held list, out
+ * of the gets' reach, until the next drain (or GCP_DEBUG_HELD_MAX of them, or
+ * destroy) hands it to free_fn.  Handing it over at once would leave no trace
+ * of it, and a second put of the same object would be taken for a new one:
+ * cached, and dropped to free_fn a second time.
  *
  * Poison: for pools that know their objects' size, the put copies the object
  * aside and fills it with POISON; the get (or the drop) checks the pattern,
@@ -279,55 +286,117 @@ static bool drop_at_random(void)
     return (x * 0x2545F4914F6CDD1DULL >> 32) % one_in == 0;
 }
 
+/* A random drop's object, held for p until the next drain (a Treiber stack:
+ * pushes by CAS, and only gcp_debug_release_held takes, all at once, so no
+ * ABA).  Under Boehm the node is collector memory that the collector scans:
+ * an object the pool holds stays alive, so its address cannot come back as a
+ * new object and be taken for a double put. */
+struct gcp_debug_held {
+    struct gcp_debug_held *next;
+    void *obj;
+};
+
+static struct gcp_debug_held *held_alloc(void)
+{
+    return under_boehm() ? GC_MALLOC_UNCOLLECTABLE(sizeof(struct gcp_debug_held))
+                         : malloc(sizeof(struct gcp_debug_held));
+}
+
+static void held_free(struct gcp_debug_held *h)
+{
+    if (under_boehm())
+        GC_FREE(h); /* never inside the collector: releases run in user threads */
+    else
+        free(h);
+}
+
+/* Returns the number of objects p holds now, this one included. */
+static unsigned hold(struct gcpool *p, struct gcp_debug_held *h, void *obj)
+{
+    h->obj = obj;
+    h->next = atomic_load_explicit(&p->debug_held, memory_order_relaxed);
+    /* Release: the releaser's acquire exchange sees the node's fields. */
+    while (!atomic_compare_exchange_weak_explicit(&p->debug_held, &h->next, h, memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    /* Relaxed: a count for the bound only; the list is what hands objects over. */
+    return atomic_fetch_add_explicit(&p->debug_held_n, 1, memory_order_relaxed) + 1;
+}
+
 enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
 {
     bury_dead();
-    uint64_t h = hash(p, obj);
-    struct shard *s = shard_of(h);
+    /* Drawn first, and allocated outside the shard lock (under Boehm the node
+     * is collector memory, and the collector's callback may need the lock).
+     * A dropped object is not handed to free_fn now: it stays in the set,
+     * held, until the next drain, so that a second put of it is still a put
+     * of an object the pool holds (and it reaches free_fn once). */
+    struct gcp_debug_held *h = drop_at_random() ? held_alloc() : NULL;
+    uint64_t hsh = hash(p, obj);
+    struct shard *s = shard_of(hsh);
     pthread_mutex_lock(&s->lock);
-    if (find(s, p, obj, h) != s->cap) {
+    if (find(s, p, obj, hsh) != s->cap) {
         pthread_mutex_unlock(&s->lock);
+        if (h)
+            held_free(h);
         char buf[32];
         gcp_warn("gcpool: checked mode: pool \"%s\": put of object %p, which the pool already caches "
                "(double put); ignored",
                pool_name(p, buf, sizeof buf), obj);
         return GCP_DEBUG_IGNORE;
     }
-    if (drop_at_random()) {
-        pthread_mutex_unlock(&s->lock);
-        return GCP_DEBUG_DROP;
-    }
-    /* In the set before it is cached, and before it is poisoned: a racing
-     * second put of the same object (a misuse) then finds it and is ignored. */
+    /* In the set before it is cached or held, and before it is poisoned: a
+     * racing second put of the same object (a misuse) then finds it. */
     bool tracked = insert(s, p, obj);
     pthread_mutex_unlock(&s->lock);
     if (!tracked) {
         if (!atomic_exchange_explicit(&out_of_memory_said, true, memory_order_relaxed))
             gcp_warn("gcpool: checked mode: out of memory; some objects are not checked");
+        if (h)
+            held_free(h); /* untracked, it could not be told from a new object: cache it */
         return GCP_DEBUG_CACHE;
     }
-    if (!p->obj_size)
-        return GCP_DEBUG_CACHE;
+    void *saved = NULL;
     /* Copy and poison outside the lock: the copy may come from the collector,
      * whose callback may need this shard's lock. */
-    void *saved = copy_alloc(p->obj_size);
-    if (!saved)
-        return GCP_DEBUG_CACHE; /* tracked, not poisoned */
-    memcpy(saved, obj, p->obj_size);
-    memset(obj, POISON, p->obj_size);
-    pthread_mutex_lock(&s->lock);
-    /* Still there: the object is not cached yet, so no get or drop can have
-     * removed it; only a destroy racing with this put (a misuse) could. */
-    size_t i = find(s, p, obj, h);
-    bool found = i != s->cap;
-    if (found)
-        s->tab[i].saved = saved;
-    pthread_mutex_unlock(&s->lock);
-    if (!found) {
-        memcpy(obj, saved, p->obj_size);
-        copy_free(saved);
+    if (p->obj_size && (saved = copy_alloc(p->obj_size))) {
+        memcpy(saved, obj, p->obj_size);
+        memset(obj, POISON, p->obj_size);
+        pthread_mutex_lock(&s->lock);
+        /* Still there: the object is neither cached nor held yet, so no get or
+         * drop can have removed it; only a destroy racing with this put (a
+         * misuse) could. */
+        size_t i = find(s, p, obj, hsh);
+        bool found = i != s->cap;
+        if (found)
+            s->tab[i].saved = saved;
+        pthread_mutex_unlock(&s->lock);
+        if (!found) {
+            memcpy(obj, saved, p->obj_size);
+            copy_free(saved);
+        }
     }
-    return GCP_DEBUG_CACHE;
+    if (!h)
+        return GCP_DEBUG_CACHE;
+    /* Last, once poisoned: from here a drain may hand it to free_fn. */
+    return hold(p, h, obj) >= GCP_DEBUG_HELD_MAX ? GCP_DEBUG_HELD_FULL : GCP_DEBUG_HELD;
+}
+
+uint64_t gcp_debug_release_held(struct gcpool *p, void (*fn)(void *obj, void *pool))
+{
+    /* Acquire: pairs with hold's release, so the nodes are seen whole. */
+    struct gcp_debug_held *h = atomic_exchange_explicit(&p->debug_held, NULL, memory_order_acquire);
+    uint64_t n = 0;
+    while (h) {
+        struct gcp_debug_held *next = h->next;
+        void *obj = h->obj;
+        held_free(h);
+        fn(obj, p); /* gcp_debug_dropped: out of the set, poison checked, then free_fn */
+        n++;
+        h = next;
+    }
+    atomic_fetch_sub_explicit(&p->debug_held_n, (unsigned)n, memory_order_relaxed);
+    return n;
 }
 
 /* Removes (p, obj) from the set; returns whether it was there, and its copy. */

@@ -188,6 +188,14 @@ static void drop(struct gcpool *p, void *obj)
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
 }
 
+void gcp_pool_release_held(struct gcpool *p)
+{
+    /* Relaxed peek: a list pushed meanwhile waits for the next release. */
+    if (gcp_debug && atomic_load_explicit(&p->debug_held, memory_order_relaxed))
+        atomic_fetch_add_explicit(&p->dropped, gcp_debug_release_held(p, drop_uncounted),
+                                  memory_order_relaxed);
+}
+
 /* A thief's end of a local's shared queue: the chain's tail, lock-free; or, in
  * Go 1.12's locked mode, the last item under the queue's mutex (may_wait
  * false: give up when it is busy). */
@@ -482,11 +490,14 @@ static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
     if (!obj)
         return;
     if (gcp_debug) {
-        enum gcp_debug_verdict v = gcp_debug_put(p, obj);
-        if (v == GCP_DEBUG_IGNORE)
+        switch (gcp_debug_put(p, obj)) {
+        case GCP_DEBUG_CACHE:
+            break;
+        case GCP_DEBUG_HELD_FULL:
+            gcp_pool_release_held(p);
             return;
-        if (v == GCP_DEBUG_DROP) {
-            drop(p, obj);
+        case GCP_DEBUG_IGNORE:
+        case GCP_DEBUG_HELD:
             return;
         }
     }
@@ -533,6 +544,7 @@ void gcpool_destroy(gcpool_t *p)
     for (int k = 0; k < 3; k++)
         if (p->arrays[k])
             gcp_pool_drain(p, p->arrays[k], GCP_DRAIN_PRIVATE);
+    gcp_pool_release_held(p);
     gcp_stats_retire(p); /* its counters live in the arrays: before they go */
     for (int k = 0; k < 3; k++)
         locals_free(p->arrays[k]);

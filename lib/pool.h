@@ -107,6 +107,10 @@ struct gcpool {
      * with a cycle can only mark the array that is no longer the victim. */
     struct gcp_locals *_Atomic victim_empty;
     _Atomic int drain_pending;        /* drp holds objects a cycle could not drop in place */
+    /* Checked mode: the objects its random drops hold until the next drain,
+     * and how many (lib/debug.c). */
+    struct gcp_debug_held *_Atomic debug_held;
+    _Atomic unsigned debug_held_n;
 
     _Atomic uint64_t dropped;         /* slow path: cycles and destroy only */
     _Atomic uint64_t moved_to_victim; /* objects cycles moved to the victim */
@@ -128,6 +132,9 @@ uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, unsigned flags);
  * private_dropped, where only drains look.  may_wait false: skips busy locals
  * (their objects stay cached).  Returns false when it skipped some. */
 bool gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a, bool may_wait);
+/* Checked mode: hands to free_fn (counted as dropped) what its random drops
+ * held for p.  Outside the collector only: it may call free_fn. */
+void gcp_pool_release_held(struct gcpool *p);
 /* Objects array a holds now (a racy snapshot, for statistics). */
 uint64_t gcp_pool_count(const struct gcp_locals *a);
 

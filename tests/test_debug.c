@@ -329,6 +329,34 @@ START_TEST(test_double_put_racing)
 }
 END_TEST
 
+/* The misuse checked mode exists for, with its random drops on: get X, put X,
+ * put X, then cycles.  Whatever the first put's draw decided, the second is a
+ * double put of an object the pool still holds: reported, not cached twice,
+ * and X reaches free_fn once. */
+START_TEST(test_double_put_whatever_the_draw)
+{
+    checked_mode(true, DEFAULT_RATE); /* one put in four dropped at random */
+    gcpool_t *p = new_pool("draw", 0);
+    enum { ROUNDS = 1000 };
+    struct capture c = capture_start();
+    for (int i = 0; i < ROUNDS; i++) {
+        void *x = gcpool_get(p);
+        gcpool_put(p, x);
+        gcpool_put(p, x); /* the misuse */
+        gcpool_collect();
+        gcpool_collect();
+        ck_assert_msg(atomic_load(&W.freed[id_of(x)]) == 1,
+                      "round %d: object %ld reached free_fn %d times after two cycles", i, id_of(x),
+                      atomic_load(&W.freed[id_of(x)]));
+    }
+    char *out = capture_end(c);
+    int reported = count_lines_with(out, "(double put)");
+    free(out);
+    ck_assert_msg(reported == ROUNDS, "%d of %d double puts reported", reported, ROUNDS);
+    destroy_and_check(p);
+}
+END_TEST
+
 /* ---- random drops ------------------------------------------------------------------ */
 
 START_TEST(test_random_drops)
@@ -346,8 +374,15 @@ START_TEST(test_random_drops)
     }
     gcpool_stats_t s;
     gcpool_read_stats(p, &s);
-    /* No cycle ran: every drop is a random one, and went to free_fn then. */
+    /* No cycle ran: random drops wait, held, for a drain; without one they go
+     * to free_fn in batches of GCP_DEBUG_HELD_MAX. */
     ck_assert_uint_eq(gcpool_cycles(), cycles);
+    ck_assert_uint_eq(s.dropped % GCP_DEBUG_HELD_MAX, 0);
+    ck_assert_int_eq(atomic_load(&W.freed_total), (long)s.dropped);
+    /* One cycle's drain hands over the rest; what was cached moves to the
+     * victim, so every drop now is a random one. */
+    gcpool_collect();
+    gcpool_read_stats(p, &s);
     ck_assert_msg(s.dropped >= 600 && s.dropped <= 1400, "%" PRIu64 " of 4000 puts dropped",
                   s.dropped);
     ck_assert_int_eq(atomic_load(&W.freed_total), (long)s.dropped);
@@ -600,6 +635,7 @@ int main(void)
     tcase_add_test(tc, test_double_put_reported);
     tcase_add_test(tc, test_double_put_unnamed_pool);
     tcase_add_test(tc, test_double_put_racing);
+    tcase_add_test(tc, test_double_put_whatever_the_draw);
     tcase_add_test(tc, test_random_drops);
     tcase_add_test(tc, test_write_after_put);
     tcase_add_test(tc, test_write_after_put_found_at_drop);

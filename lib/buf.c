@@ -40,6 +40,7 @@
 
 #include <gc/gc.h>
 
+#include "debug.h"
 #include "env.h"
 #include "glue.h"
 #include "pin.h"
@@ -101,6 +102,8 @@ struct gcpool_bufpool {
     unsigned nclasses;
     bool zero;
     bool boehm;
+    bool destroyed;           /* checked mode: a destroyed buffer pool's kept handle */
+    char *name;               /* the class pools' prefix, for checked mode's reports */
     const struct gcp_topology *topo; /* never freed: the stripe of the current CPU */
     char *stripes;            /* topo->nlocals stripes of stripe_size bytes */
     size_t stripe_size;
@@ -149,6 +152,8 @@ static void class_free(void *buf, void *arg)
 /* A buffer that is not pooled: see the top of this file. */
 static void release(const gcpool_bufpool_t *bp, void *buf)
 {
+    if (gcp_debug)
+        gcp_debug_buf_released(buf);
     if (!bp->boehm)
         gcp_buf_sys_free(buf);
 }
@@ -172,6 +177,23 @@ static bool choose_bounds(const gcpool_bufpool_options_t *o, size_t *min, size_t
             *min = *max;
     }
     return true;
+}
+
+/* The class pools and the stripes: everything but the struct and its name. */
+static void release_all(gcpool_bufpool_t *bp)
+{
+    for (unsigned k = 0; k < bp->nclasses; k++)
+        if (bp->classes[k].pool)
+            gcpool_destroy(bp->classes[k].pool); /* sim: free_fn frees what is cached */
+    free(bp->stripes);
+    bp->stripes = NULL;
+}
+
+static void free_shell(void *shell)
+{
+    gcpool_bufpool_t *bp = shell;
+    free(bp->name);
+    free(bp);
 }
 
 gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
@@ -209,6 +231,8 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
     memset(bp->stripes, 0, stripes_size);
 
     const char *prefix = opts->name ? opts->name : "buf";
+    if (!(bp->name = strdup(prefix)))
+        goto fail;
     for (unsigned k = 0; k < bp->nclasses; k++) {
         struct buf_class *c = &bp->classes[k];
         c->size = min << k;
@@ -233,9 +257,22 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
     return bp;
 
 fail:
-    gcpool_bufpool_destroy(bp);
+    release_all(bp);
+    free_shell(bp);
     errno = ENOMEM;
     return NULL;
+}
+
+/* Checked mode: reports a call through a destroyed buffer pool's kept handle;
+ * true when bp is one (the caller then returns with EINVAL). */
+static bool destroyed(gcpool_bufpool_t *bp, const char *call, const char *outcome)
+{
+    if (!gcp_debug || !bp->destroyed)
+        return false;
+    gcp_warn("gcpool: checked mode: %s: buffer pool \"%s\" (%p) was destroyed; %s", call, bp->name,
+             (void *)bp, outcome);
+    errno = EINVAL;
+    return true;
 }
 
 void gcpool_bufpool_destroy(gcpool_bufpool_t *bp)
@@ -244,11 +281,16 @@ void gcpool_bufpool_destroy(gcpool_bufpool_t *bp)
         errno = EINVAL;
         return;
     }
-    for (unsigned k = 0; k < bp->nclasses; k++)
-        if (bp->classes[k].pool)
-            gcpool_destroy(bp->classes[k].pool); /* sim: free_fn frees what is cached */
-    free(bp->stripes);
-    free(bp);
+    if (destroyed(bp, "gcpool_bufpool_destroy", "ignored (EINVAL)"))
+        return;
+    release_all(bp);
+    if (gcp_debug) {
+        /* The handle stays reserved: a later call through it is reported. */
+        bp->destroyed = true;
+        gcp_debug_keep_shell(bp, free_shell);
+        return;
+    }
+    free_shell(bp);
 }
 
 /* Beyond the largest class: allocated for this caller alone, never pooled. */
@@ -265,6 +307,8 @@ static __attribute__((noinline)) void *get_oversize(gcpool_bufpool_t *bp, size_t
     atomic_fetch_add_explicit(&bp->cold.oversize_bytes, size, memory_order_relaxed);
     if (bp->zero)
         memset(buf, 0, size);
+    if (gcp_debug)
+        gcp_debug_buf_out(buf, size);
     if (capacity)
         *capacity = size;
     return buf;
@@ -283,6 +327,8 @@ void *gcpool_buf_get(gcpool_bufpool_t *bp, size_t size, size_t *capacity)
         errno = EINVAL;
         return NULL;
     }
+    if (__builtin_expect(gcp_debug, 0) && destroyed(bp, "gcpool_buf_get", "NULL (EINVAL)"))
+        return NULL;
     unsigned k;
     if (size <= bp->min)
         k = 0; /* size 0 too: a minimum-class buffer */
@@ -299,9 +345,33 @@ void *gcpool_buf_get(gcpool_bufpool_t *bp, size_t size, size_t *capacity)
         atomic_fetch_add_explicit(&stripe(bp, k)->waste, c->size - size, memory_order_relaxed);
     if (bp->zero)
         memset(buf, 0, c->size);
+    if (__builtin_expect(gcp_debug, 0))
+        gcp_debug_buf_out(buf, c->size);
     if (capacity)
         *capacity = c->size;
     return buf;
+}
+
+/* Checked mode: a put of a buffer handed out with less than capacity, put
+ * back twice, or not ours, is reported; false when the put must stop here. */
+static __attribute__((noinline)) bool checked_put(gcpool_bufpool_t *bp, void *buf, size_t capacity)
+{
+    char call[64];
+    snprintf(call, sizeof call, "gcpool_buf_put of buffer %p", buf);
+    if (destroyed(bp, call, "not pooled: the buffer is still the caller's (EINVAL)"))
+        return false;
+    switch (gcp_debug_buf_back(bp->name, buf, capacity)) {
+    case GCP_DEBUG_BUF_POOL:
+        return true;
+    case GCP_DEBUG_BUF_RELEASE:
+        /* Handed out smaller than claimed: no class may cache it, and the
+         * poison must not fill what it does not have.  It is ours: release it. */
+        release(bp, buf);
+        return false;
+    case GCP_DEBUG_BUF_IGNORE:
+        break;
+    }
+    return false;
 }
 
 void gcpool_buf_put(gcpool_bufpool_t *bp, void *buf, size_t capacity)
@@ -311,6 +381,8 @@ void gcpool_buf_put(gcpool_bufpool_t *bp, void *buf, size_t capacity)
         return;
     }
     if (__builtin_expect(!buf, 0))
+        return;
+    if (__builtin_expect(gcp_debug, 0) && !checked_put(bp, buf, capacity))
         return;
     if (__builtin_expect(capacity < bp->min, 0)) {
         /* It cannot serve the smallest request of any class. */
@@ -341,6 +413,8 @@ int gcpool_bufpool_read_stats(gcpool_bufpool_t *bp, gcpool_bufpool_stats_t *out)
         errno = EINVAL;
         return -1;
     }
+    if (destroyed(bp, "gcpool_bufpool_read_stats", "-1 (EINVAL)"))
+        return -1;
     memset(out, 0, sizeof *out);
     out->min_size = bp->min;
     out->max_size = bp->max;

@@ -59,11 +59,19 @@
 bool gcp_debug;
 
 struct entry {
-    struct gcpool *pool;
+    struct gcpool *pool; /* or BUFFERS: a buffer a buffer pool handed out */
     void *obj;   /* NULL: an empty slot */
     void *saved; /* the object's bytes as put, or NULL (size unknown, or no memory) */
     unsigned gen; /* fork_generation when added */
+    /* BUFFERS entries: the capacity the buffer was handed out with, and
+     * whether it was put back since. */
+    size_t capacity;
+    bool back;
 };
+
+/* The key of buffers' entries (gcp_debug_buf_*): an address no pool has. */
+static char buffers_key;
+#define BUFFERS ((struct gcpool *)&buffers_key)
 
 struct shard {
     pthread_mutex_t lock;
@@ -128,22 +136,23 @@ static size_t find(const struct shard *s, const struct gcpool *p, const void *ob
     }
 }
 
-static void place(struct shard *s, struct entry e)
+static struct entry *place(struct shard *s, struct entry e)
 {
     size_t i = home(s, hash(e.pool, e.obj));
     while (s->tab[i].obj)
         i = (i + 1) & (s->cap - 1);
     s->tab[i] = e;
+    return &s->tab[i];
 }
 
-/* Adds (p, obj), known absent.  Shard lock held; false when out of memory. */
-static bool insert(struct shard *s, struct gcpool *p, void *obj)
+/* Adds (p, obj), known absent.  Shard lock held; NULL when out of memory. */
+static struct entry *insert(struct shard *s, struct gcpool *p, void *obj)
 {
     if ((s->n + 1) * 2 > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
         struct entry *old = s->tab, *tab = calloc(cap, sizeof *tab);
         if (!tab)
-            return false;
+            return NULL;
         size_t old_cap = s->cap;
         s->tab = tab;
         s->cap = cap;
@@ -152,9 +161,8 @@ static bool insert(struct shard *s, struct gcpool *p, void *obj)
                 place(s, old[i]);
         free(old);
     }
-    place(s, (struct entry){p, obj, NULL, fork_generation});
     s->n++;
-    return true;
+    return place(s, (struct entry){.pool = p, .obj = obj, .gen = fork_generation});
 }
 
 /* Empties slot i, shifting later entries of its probe run back (no tombstones,
@@ -347,7 +355,7 @@ enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
     }
     /* In the set before it is cached or held, and before it is poisoned: a
      * racing second put of the same object (a misuse) then finds it. */
-    bool tracked = insert(s, p, obj);
+    bool tracked = insert(s, p, obj) != NULL;
     pthread_mutex_unlock(&s->lock);
     if (!tracked) {
         if (!atomic_exchange_explicit(&out_of_memory_said, true, memory_order_relaxed))
@@ -428,6 +436,9 @@ void gcp_debug_get(struct gcpool *p, void *obj)
 void gcp_debug_dropped(struct gcpool *p, void *obj)
 {
     void *saved;
+    /* A buffer leaves its class pool for good: it is no buffer of ours now. */
+    void *unused;
+    forget(BUFFERS, obj, &unused);
     if (!forget(p, obj, &saved) || !saved)
         return;
     /* free_fn may read the object: it gets it as it was put. */
@@ -485,6 +496,113 @@ void gcp_debug_destroyed(struct gcpool *p)
     bury_dead();
 }
 
+/* ---- buffers ---------------------------------------------------------------------
+ * A buffer pool's put trusts the capacity it is given: the class it goes to,
+ * and the poison, which fills that many bytes.  So checked mode remembers, for
+ * every buffer a get hands out, the capacity it said, and checks the put
+ * against it.  The entry lives while the buffer is out or cached: a get sets
+ * it, a put marks it back, and a drop (gcp_debug_dropped) or a release
+ * removes it. */
+
+void gcp_debug_buf_out(void *buf, size_t capacity)
+{
+    uint64_t h = hash(BUFFERS, buf);
+    struct shard *s = shard_of(h);
+    pthread_mutex_lock(&s->lock);
+    size_t i = find(s, BUFFERS, buf, h);
+    struct entry *e = i != s->cap ? &s->tab[i] : insert(s, BUFFERS, buf);
+    if (e) {
+        e->capacity = capacity;
+        e->back = false;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!e && !atomic_exchange_explicit(&out_of_memory_said, true, memory_order_relaxed))
+        gcp_warn("gcpool: checked mode: out of memory; some objects are not checked");
+}
+
+enum gcp_debug_buf_verdict gcp_debug_buf_back(const char *bp_name, void *buf, size_t capacity)
+{
+    uint64_t h = hash(BUFFERS, buf);
+    struct shard *s = shard_of(h);
+    pthread_mutex_lock(&s->lock);
+    size_t i = find(s, BUFFERS, buf, h);
+    if (i == s->cap) {
+        pthread_mutex_unlock(&s->lock);
+        /* Or checked mode had no memory to track it: then it trusts the put. */
+        if (atomic_load_explicit(&out_of_memory_said, memory_order_relaxed))
+            return GCP_DEBUG_BUF_POOL;
+        gcp_warn("gcpool: checked mode: buffer pool \"%s\": put of buffer %p, which no buffer pool "
+                 "handed out (or which was released since); ignored: neither pooled nor freed",
+                 bp_name, buf);
+        return GCP_DEBUG_BUF_IGNORE;
+    }
+    struct entry *e = &s->tab[i];
+    if (e->back) {
+        pthread_mutex_unlock(&s->lock);
+        gcp_warn("gcpool: checked mode: buffer pool \"%s\": put of buffer %p, which was already put "
+                 "back (double put); ignored",
+                 bp_name, buf);
+        return GCP_DEBUG_BUF_IGNORE;
+    }
+    size_t handed = e->capacity;
+    if (capacity > handed) {
+        remove_at(s, i);
+        pthread_mutex_unlock(&s->lock);
+        gcp_warn("gcpool: checked mode: buffer pool \"%s\": put of buffer %p with capacity %zu, but "
+                 "it was handed out with capacity %zu; not pooled: released",
+                 bp_name, buf, capacity, handed);
+        return GCP_DEBUG_BUF_RELEASE;
+    }
+    e->back = true;
+    pthread_mutex_unlock(&s->lock);
+    return GCP_DEBUG_BUF_POOL;
+}
+
+void gcp_debug_buf_released(void *buf)
+{
+    void *unused;
+    forget(BUFFERS, buf, &unused);
+}
+
+/* ---- destroyed handles ------------------------------------------------------------
+ * A destroyed pool's (or buffer pool's) own struct is kept, marked, so that a
+ * later call through the handle finds the mark instead of freed memory, and
+ * its address cannot be given to a new pool meanwhile.  The newest
+ * GCP_DEBUG_SHELLS_MAX are kept; the oldest beyond them are freed. */
+
+static struct {
+    void *shell;
+    void (*release)(void *);
+} shells[GCP_DEBUG_SHELLS_MAX];
+static size_t shells_next, shells_n; /* under shells_lock */
+static pthread_mutex_t shells_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void gcp_debug_keep_shell(void *shell, void (*release)(void *))
+{
+    pthread_mutex_lock(&shells_lock);
+    void *old = NULL;
+    void (*old_release)(void *) = NULL;
+    if (shells_n == GCP_DEBUG_SHELLS_MAX) {
+        old = shells[shells_next].shell;
+        old_release = shells[shells_next].release;
+    } else {
+        shells_n++;
+    }
+    shells[shells_next].shell = shell;
+    shells[shells_next].release = release;
+    shells_next = (shells_next + 1) % GCP_DEBUG_SHELLS_MAX;
+    pthread_mutex_unlock(&shells_lock);
+    if (old)
+        old_release(old);
+}
+
+void gcp_debug_after_destroy(struct gcpool *p, const char *call, const char *outcome)
+{
+    char buf[32];
+    gcp_warn("gcpool: checked mode: %s: pool \"%s\" (%p) was destroyed; %s", call,
+             pool_name(p, buf, sizeof buf), (void *)p, outcome);
+}
+
 /* ---- fork ----------------------------------------------------------------------
  * A child must not inherit a shard locked by a thread it does not have.  The
  * shard locks are leaves, so they are taken last: our prepare handler must run
@@ -495,6 +613,7 @@ void gcp_debug_destroyed(struct gcpool *p)
 
 static void fork_prepare(void)
 {
+    pthread_mutex_lock(&shells_lock);
     for (int k = 0; k < SHARDS; k++)
         pthread_mutex_lock(&shards[k].lock);
 }
@@ -503,6 +622,7 @@ static void fork_parent(void)
 {
     for (int k = SHARDS - 1; k >= 0; k--)
         pthread_mutex_unlock(&shards[k].lock);
+    pthread_mutex_unlock(&shells_lock);
 }
 
 static void fork_child(void)

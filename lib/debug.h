@@ -10,6 +10,8 @@
 #define GCPOOL_DEBUG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "pool.h"
 
@@ -38,6 +40,28 @@ void gcp_debug_get(struct gcpool *p, void *obj);
 void gcp_debug_dropped(struct gcpool *p, void *obj);
 /* A pool's destruction: forget what was tracked for it. */
 void gcp_debug_destroyed(struct gcpool *p);
+
+/* Buffer pools (lib/buf.c): checked mode remembers the capacity each buffer
+ * was handed out with. */
+void gcp_debug_buf_out(void *buf, size_t capacity);
+enum gcp_debug_buf_verdict {
+    GCP_DEBUG_BUF_POOL,    /* pool it as usual */
+    GCP_DEBUG_BUF_IGNORE,  /* a double put, or not a buffer of ours: reported; touch nothing */
+    GCP_DEBUG_BUF_RELEASE, /* a capacity beyond the one handed out: reported; release it */
+};
+/* Every put of a non-NULL buffer, before anything else; bp_name for reports. */
+enum gcp_debug_buf_verdict gcp_debug_buf_back(const char *bp_name, void *buf, size_t capacity);
+/* A buffer released (freed, or left to the collector) rather than pooled. */
+void gcp_debug_buf_released(void *buf);
+
+/* Destroyed handles: in checked mode a destroyed pool's or buffer pool's own
+ * struct is not freed but kept, marked, so that a call through the handle is
+ * reported; release frees it once GCP_DEBUG_SHELLS_MAX newer ones are kept. */
+#define GCP_DEBUG_SHELLS_MAX 4096
+void gcp_debug_keep_shell(void *shell, void (*release)(void *));
+/* Reports call (e.g. "gcpool_put of object 0x…") through destroyed pool p,
+ * and what the library did instead (outcome). */
+void gcp_debug_after_destroy(struct gcpool *p, const char *call, const char *outcome);
 
 /* Test hooks: call while no pool is in use. */
 /* One put in one_in is dropped at random (default 4, as Go's race mode); 0: none. */

@@ -391,6 +391,11 @@ static __attribute__((noinline)) void *get_general(struct gcpool *p)
         errno = EINVAL;
         return NULL;
     }
+    if (gcp_debug && p->destroyed) {
+        gcp_debug_after_destroy(p, "gcpool_get", "NULL (EINVAL)");
+        errno = EINVAL;
+        return NULL;
+    }
     void *obj = gcp_pin_take_private(&p->cur);
     if (!obj)
         obj = get_shared(p);
@@ -489,6 +494,13 @@ static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
     }
     if (!obj)
         return;
+    if (gcp_debug && p->destroyed) {
+        char call[64];
+        snprintf(call, sizeof call, "gcpool_put of object %p", obj);
+        gcp_debug_after_destroy(p, call, "not cached: the object is still the caller's (EINVAL)");
+        errno = EINVAL;
+        return;
+    }
     if (gcp_debug) {
         switch (gcp_debug_put(p, obj)) {
         case GCP_DEBUG_CACHE:
@@ -533,9 +545,22 @@ const char *gcpool_version(void)
     return PACKAGE_VERSION;
 }
 
+/* Checked mode keeps a destroyed pool's struct (debug.h); this frees it. */
+static void free_shell(void *shell)
+{
+    struct gcpool *p = shell;
+    free(p->name);
+    free(p);
+}
+
 void gcpool_destroy(gcpool_t *p)
 {
     if (!p) {
+        errno = EINVAL;
+        return;
+    }
+    if (gcp_debug && p->destroyed) {
+        gcp_debug_after_destroy(p, "gcpool_destroy", "ignored (EINVAL)");
         errno = EINVAL;
         return;
     }
@@ -548,8 +573,17 @@ void gcpool_destroy(gcpool_t *p)
     gcp_stats_retire(p); /* its counters live in the arrays: before they go */
     for (int k = 0; k < 3; k++)
         locals_free(p->arrays[k]);
-    if (gcp_debug)
+    if (gcp_debug) {
         gcp_debug_destroyed(p);
-    free(p->name);
-    free(p);
+        /* The handle stays reserved, so that a later call through it is
+         * reported rather than reading freed memory. */
+        memset(p->arrays, 0, sizeof p->arrays);
+        atomic_store_explicit(&p->cur, NULL, memory_order_relaxed);
+        atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
+        atomic_store_explicit(&p->drp, NULL, memory_order_relaxed);
+        p->destroyed = true;
+        gcp_debug_keep_shell(p, free_shell);
+        return;
+    }
+    free_shell(p);
 }

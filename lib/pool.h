@@ -118,6 +118,7 @@ struct gcpool {
     _Atomic uint64_t last_moved, last_dropped; /* the same for the last cycle alone */
 
     bool rotated;                     /* the cycle in progress rotated it; registry lock */
+    bool destroyed;                   /* checked mode: a destroyed pool's kept handle (debug.h) */
     /* Registry link: written under the registry lock, walked by drains (cycle.c). */
     struct gcpool *_Atomic next_pool;
 };

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cycle.h"
+#include "debug.h"
 #include "env.h"
 
 static uint64_t get(const _Atomic uint64_t *c)
@@ -55,6 +56,11 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
 int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out)
 {
     if (!pool || !out) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gcp_debug && pool->destroyed) {
+        gcp_debug_after_destroy(pool, "gcpool_read_stats", "-1 (EINVAL)");
         errno = EINVAL;
         return -1;
     }

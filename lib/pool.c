@@ -344,6 +344,9 @@ static void count_slow_get(struct gcp_locals *a, enum source src, bool victim_pr
 
 static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
 {
+    /* A slow path: drops deferred by cycles inside the collector go to
+     * free_fn here (a get that steals, a miss), as in put_shared and put_slow. */
+    gcp_cycle_drain_pending();
     enum source src = FROM_STEAL;
     bool victim_private = false;
     void *obj = steal(p, a, self);
@@ -354,8 +357,7 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
     count_slow_get(a, src, victim_private, !obj && p->new_fn);
     if (obj)
         return obj;
-    /* A miss is a slow path: the simulated collector and deferred drops run here. */
-    gcp_cycle_drain_pending();
+    /* A miss: the simulated collector's interval policy is checked here. */
     gcp_sim_poll();
     if (!p->new_fn)
         return NULL;
@@ -430,6 +432,8 @@ void *gcpool_fastpath_get_v1(gcpool_t *p)
  * allocation may wait for the collector), then push again. */
 static void put_slow(struct gcpool *p, void *obj, uint32_t want)
 {
+    /* A slow path: a program that only puts hands deferred drops over here. */
+    gcp_cycle_drain_pending();
     gcp_sim_poll();
     struct gcp_ring *r = want ? gcp_ring_new(want) : NULL;
     struct gcp_locals *a = current_array(p);
@@ -476,6 +480,7 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
         gcp_unpin(l);
         if (!gcp_locked_push(&l->locked, obj))
             drop(p, obj);
+        gcp_cycle_drain_pending();
         return;
     }
     uint32_t want;
@@ -483,6 +488,8 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
     gcp_unpin(l);
     if (!done)
         put_slow(p, obj, want);
+    else
+        gcp_cycle_drain_pending(); /* a slow path too: the head ring was full (or busy) */
 }
 
 /* Every put but the rseq hit path: NULLs, the lock pin, checked mode. */

@@ -225,6 +225,54 @@ START_TEST(test_boehm_registered_thread)
 }
 END_TEST
 
+/* Under Boehm free_fn cannot run inside the collector, so what a cycle drops
+ * is handed over at the next slow path: a miss, or a put that grows a ring.
+ * A producer that only puts must get there too: 100 objects cached, two
+ * collections (the second drops them), then puts that grow the chain and no
+ * get at all: the 100 reach free_fn during the puts. */
+static _Atomic long producer_freed;
+
+static void count_producer_free(void *obj, void *arg)
+{
+    (void)obj, (void)arg;
+    atomic_fetch_add(&producer_freed, 1);
+}
+
+START_TEST(test_boehm_producer_hands_drops)
+{
+    if (!test_use_source(1))
+        return;
+    test_pin_to_one_cpu(); /* every put into one local, whose chain grows */
+    gcpool_options_t o = {.free_fn = count_producer_free, .name = "producer"};
+    gcpool_t *p = gcpool_create(&o);
+    if (gcp_glue_source() != GCP_SOURCE_BOEHM) {
+        printf("SKIP: this process already chose the simulated source; Boehm case skipped\n");
+        gcpool_destroy(p);
+        return;
+    }
+    enum { CACHED = 100, PUTS = 4000 };
+    void **objs = GC_MALLOC((CACHED + PUTS) * sizeof *objs); /* keeps them all alive */
+    for (int i = 0; i < CACHED + PUTS; i++)
+        objs[i] = GC_MALLOC(16);
+    for (int i = 0; i < CACHED; i++)
+        gcpool_put(p, objs[i]);
+    GC_gcollect(); /* to the victim */
+    GC_gcollect(); /* dropped: free_fn must wait for a slow path */
+    ck_assert_int_eq(atomic_load(&producer_freed), 0);
+    for (int i = CACHED; i < CACHED + PUTS; i++)
+        gcpool_put(p, objs[i]);
+    long freed = atomic_load(&producer_freed);
+    ck_assert_msg(freed == CACHED, "%ld of the %d dropped objects reached free_fn during %d puts",
+                  freed, CACHED, PUTS);
+    gcpool_stats_t s;
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.dropped, CACHED);
+    ck_assert_uint_eq(s.gets, 0);
+    gcpool_destroy(p);
+    ck_assert_int_eq(atomic_load(&producer_freed), CACHED + PUTS);
+}
+END_TEST
+
 START_TEST(test_sim_when_boehm_not_initialised)
 {
     test_setenv("GCPOOL_GC", "auto");
@@ -322,6 +370,7 @@ int main(void)
     tcase_add_test(boehm, test_boehm_keeps_cached);
     tcase_add_test(boehm, test_boehm_one_cycle_per_collection);
     tcase_add_test(boehm, test_boehm_registered_thread);
+    tcase_add_test(boehm, test_boehm_producer_hands_drops);
     tcase_add_test(boehm, test_sim_when_boehm_not_initialised);
     tcase_add_test(boehm, test_each_cpu_own_local);
     suite_add_tcase(s, boehm);

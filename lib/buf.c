@@ -44,6 +44,7 @@
 #include "env.h"
 #include "glue.h"
 #include "pin.h"
+#include "reentry.h"
 #include "topology.h"
 
 /* Class limits as the environment table declares them (lib/env.c). */
@@ -283,6 +284,17 @@ void gcpool_bufpool_destroy(gcpool_bufpool_t *bp)
     }
     if (destroyed(bp, "gcpool_bufpool_destroy", "ignored (EINVAL)"))
         return;
+    /* All or nothing: refused while this thread is inside a call of one of
+     * its class pools (gcpool_destroy would refuse that one alone). */
+    for (unsigned k = 0; k < bp->nclasses; k++) {
+        if (bp->classes[k].pool && gcp_in_call_of(bp->classes[k].pool)) {
+            char call[96];
+            snprintf(call, sizeof call, "gcpool_bufpool_destroy of buffer pool \"%s\"", bp->name);
+            gcp_refuse(call, "called from inside a get or put of it on this thread, which uses it "
+                             "still: destroy it once that call has returned");
+            return;
+        }
+    }
     release_all(bp);
     if (gcp_debug) {
         /* The handle stays reserved: a later call through it is reported. */

@@ -12,8 +12,13 @@
  *                   allocation lock within it (the collector holds only that
  *                   one when it calls us, and never waits for ours);
  *   a local's pin   taken by drains for the private slots.
- * free_fn is called with drain_mutex held and nothing else: it may get and put,
- * but must not call gcpool_collect or gcpool_destroy.
+ * free_fn is called with drain_mutex held and nothing else (reentry.h records
+ * which thread holds it).  So from free_fn a get or put works (its slow paths
+ * only try drain_mutex), gcpool_collect is deferred to the end of the drain
+ * that called free_fn, and a report or a gcpool_destroy walks or leaves the
+ * registry without taking drain_mutex again: the drain is paused inside
+ * free_fn, between two of its steps, and neither disturbs it (gcpool_destroy
+ * refuses the pool whose objects the drain is handing out, reentry.h).
  */
 #include "cycle.h"
 
@@ -25,6 +30,7 @@
 #include "env.h"
 #include "glue.h"
 #include "pin.h"
+#include "reentry.h"
 #include "stats.h"
 
 static struct gcpool *_Atomic registry; /* newest first */
@@ -92,6 +98,37 @@ void gcp_glue_locked(void (*fn)(void *), void *arg)
     pthread_mutex_unlock(&registry_mutex);
 }
 
+/* ---- drain_mutex, and who holds it ------------------------------------------ */
+
+static void run_cycle(void);
+
+static void drain_lock(void)
+{
+    pthread_mutex_lock(&drain_mutex);
+    gcp_self.drain_held = true;
+}
+
+static bool drain_trylock(void)
+{
+    if (pthread_mutex_trylock(&drain_mutex) != 0)
+        return false;
+    gcp_self.drain_held = true;
+    return true;
+}
+
+static void drain_unlock(void)
+{
+    /* A gcpool_collect that a free_fn called during our drains runs now, in
+     * this thread, before the call that drained returns.  Several calls make
+     * one cycle; a cycle whose drain calls gcpool_collect again makes another. */
+    while (gcp_self.cycle_deferred) {
+        gcp_self.cycle_deferred = false;
+        run_cycle();
+    }
+    gcp_self.drain_held = false;
+    pthread_mutex_unlock(&drain_mutex);
+}
+
 /* ---- the registry ---------------------------------------------------------- */
 
 static void link_pool(void *arg)
@@ -123,20 +160,29 @@ void gcp_cycle_register(struct gcpool *p)
 
 void gcp_cycle_unregister(struct gcpool *p)
 {
-    pthread_mutex_lock(&drain_mutex);
+    /* Held already: a free_fn destroys a pool during a drain of this thread,
+     * which will read the next link of the pool it is at only once free_fn
+     * returns, and never reach p again. */
+    bool mine = !gcp_self.drain_held;
+    if (mine)
+        drain_lock();
     gcp_glue_locked(unlink_pool, p);
-    pthread_mutex_unlock(&drain_mutex);
+    if (mine)
+        drain_unlock();
 }
 
 void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg)
 {
-    pthread_mutex_lock(&drain_mutex);
+    bool mine = !gcp_self.drain_held; /* held: a report from free_fn, see the top */
+    if (mine)
+        drain_lock();
     /* Pools leave the registry only under drain_mutex, and join at its head,
      * so this walk needs no other lock.  Acquire: pairs with link_pool. */
     for (struct gcpool *p = atomic_load_explicit(&registry, memory_order_acquire); p;
          p = atomic_load_explicit(&p->next_pool, memory_order_acquire))
         fn(p, arg);
-    pthread_mutex_unlock(&drain_mutex);
+    if (mine)
+        drain_unlock();
 }
 
 /* ---- the cycle ------------------------------------------------------------- */
@@ -221,7 +267,8 @@ static void drain_one(struct gcpool *p, void *unused)
     }
 }
 
-/* drain_mutex held. */
+/* drain_mutex held.  free_fn may destroy other pools meanwhile (never p, the
+ * one being drained): p's next link is read after drain_one returns. */
 static void drain_pending_locked(void)
 {
     atomic_store_explicit(&drains_pending, false, memory_order_relaxed);
@@ -232,14 +279,14 @@ static void drain_pending_locked(void)
 
 void gcp_cycle_drain_pending(void)
 {
-    /* Relaxed: a late view only defers the drops to a later slow path. */
-    if (!atomic_load_explicit(&drains_pending, memory_order_relaxed))
+    /* Relaxed: a late view only defers the drops to a later slow path.  Held
+     * by this thread: a free_fn's get or put, inside the drain already. */
+    if (!atomic_load_explicit(&drains_pending, memory_order_relaxed) || gcp_self.drain_held)
         return;
-    /* trylock: a free_fn that misses its pool lands here, and must not wait for
-     * the drain that called it. */
-    if (pthread_mutex_trylock(&drain_mutex) == 0) {
+    /* trylock: never wait for another thread's drain on a get or put. */
+    if (drain_trylock()) {
         drain_pending_locked();
-        pthread_mutex_unlock(&drain_mutex);
+        drain_unlock();
     }
 }
 
@@ -258,16 +305,22 @@ static void run_cycle(void)
 
 void gcpool_collect(void)
 {
-    pthread_mutex_lock(&drain_mutex);
+    if (gcp_self.drain_held) {
+        /* From free_fn during a drain: the cycle would rotate the arrays that
+         * drain walks.  It runs when the drain ends (drain_unlock). */
+        gcp_self.cycle_deferred = true;
+        return;
+    }
+    drain_lock();
     run_cycle();
-    pthread_mutex_unlock(&drain_mutex);
+    drain_unlock();
 }
 
 void gcp_cycle_try(void)
 {
-    if (pthread_mutex_trylock(&drain_mutex) == 0) {
+    if (!gcp_self.drain_held && drain_trylock()) {
         run_cycle();
-        pthread_mutex_unlock(&drain_mutex);
+        drain_unlock();
     }
 }
 
@@ -304,9 +357,14 @@ static void each_lock(bool lock)
     }
 }
 
+/* A fork from inside free_fn finds drain_mutex its own already. */
+static bool fork_took_drain;
+
 static void fork_prepare(void)
 {
-    pthread_mutex_lock(&drain_mutex);
+    fork_took_drain = !gcp_self.drain_held;
+    if (fork_took_drain)
+        pthread_mutex_lock(&drain_mutex);
     pthread_mutex_lock(&registry_mutex);
     each_lock(true);
 }
@@ -315,7 +373,8 @@ static void fork_parent(void)
 {
     each_lock(false);
     pthread_mutex_unlock(&registry_mutex);
-    pthread_mutex_unlock(&drain_mutex);
+    if (fork_took_drain)
+        pthread_mutex_unlock(&drain_mutex);
 }
 
 static void fork_child(void)

@@ -235,14 +235,6 @@ static void bury_dead(void)
 
 /* ---- reports ----------------------------------------------------------------- */
 
-static const char *pool_name(const struct gcpool *p, char *buf, size_t len)
-{
-    if (p->name)
-        return p->name;
-    snprintf(buf, len, "pool#%u", p->index);
-    return buf;
-}
-
 /* Checks the poison of obj, reports a write after put, and puts the object's
  * bytes back as they were put.  Outside any lock (only the caller owns obj). */
 static void check_and_restore(struct gcpool *p, void *obj, const void *saved, const char *when)
@@ -259,7 +251,7 @@ static void check_and_restore(struct gcpool *p, void *obj, const void *saved, co
         char buf[32];
         gcp_warn("gcpool: checked mode: pool \"%s\": write after put to object %p at offset %zu "
                "(%zu of %zu bytes changed; found %s)",
-               pool_name(p, buf, sizeof buf), obj, first, changed, p->obj_size, when);
+               gcp_pool_name(p, buf, sizeof buf), obj, first, changed, p->obj_size, when);
     }
     memcpy(obj, saved, p->obj_size);
 }
@@ -339,7 +331,7 @@ enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
      * A dropped object is not handed to free_fn now: it stays in the set,
      * held, until the next drain, so that a second put of it is still a put
      * of an object the pool holds (and it reaches free_fn once). */
-    struct gcp_debug_held *h = drop_at_random() ? held_alloc() : NULL;
+    struct gcp_debug_held *h = !p->destroying && drop_at_random() ? held_alloc() : NULL;
     uint64_t hsh = hash(p, obj);
     struct shard *s = shard_of(hsh);
     pthread_mutex_lock(&s->lock);
@@ -350,7 +342,7 @@ enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
         char buf[32];
         gcp_warn("gcpool: checked mode: pool \"%s\": put of object %p, which the pool already caches "
                "(double put); ignored",
-               pool_name(p, buf, sizeof buf), obj);
+               gcp_pool_name(p, buf, sizeof buf), obj);
         return GCP_DEBUG_IGNORE;
     }
     /* In the set before it is cached or held, and before it is poisoned: a
@@ -486,7 +478,7 @@ void gcp_debug_destroyed(struct gcpool *p)
         char buf[32];
         gcp_warn("gcpool: checked mode: pool \"%s\" destroyed with %zu cached objects that never "
                "left it (neither got nor dropped)",
-               pool_name(p, buf, sizeof buf), lost);
+               gcp_pool_name(p, buf, sizeof buf), lost);
     }
     while (copies) {
         void *next = *(void **)copies;
@@ -600,7 +592,7 @@ void gcp_debug_after_destroy(struct gcpool *p, const char *call, const char *out
 {
     char buf[32];
     gcp_warn("gcpool: checked mode: %s: pool \"%s\" (%p) was destroyed; %s", call,
-             pool_name(p, buf, sizeof buf), (void *)p, outcome);
+             gcp_pool_name(p, buf, sizeof buf), (void *)p, outcome);
 }
 
 /* ---- fork ----------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include "glue.h"
 #include "mem.h"
 #include "pin.h"
+#include "reentry.h"
 #include "stats.h"
 #include "topology.h"
 
@@ -136,8 +137,18 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     return p;
 }
 
+const char *gcp_pool_name(const struct gcpool *p, char *buf, size_t len)
+{
+    if (p->name)
+        return p->name;
+    snprintf(buf, len, "pool#%u", p->index);
+    return buf;
+}
+
 struct gcp_locals *gcp_pool_first_use(struct gcpool *p)
 {
+    if (p->destroying) /* a callback of its destroy: no storage any more */
+        return NULL;
     gcp_lock(&p->init_lock);
     struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
     if (!cur) {
@@ -172,20 +183,51 @@ static inline struct gcp_locals *current_array(struct gcpool *p)
     return __builtin_expect(a != NULL, 1) ? a : gcp_pool_first_use(p);
 }
 
+/* The callbacks, each inside a frame of its pool (reentry.h): from them, a
+ * gcpool_destroy of that pool is refused. */
+static void *call_new(struct gcpool *p)
+{
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
+    void *obj = p->new_fn(p->arg);
+    gcp_frame_leave(&f);
+    return obj;
+}
+
 /* One object leaves the pool for good; the caller counts it in p->dropped. */
 static void drop_uncounted(void *obj, void *pool)
 {
     struct gcpool *p = pool;
     if (__builtin_expect(gcp_debug, 0))
         gcp_debug_dropped(p, obj);
-    if (p->free_fn)
+    if (p->free_fn) {
+        struct gcp_frame f;
+        gcp_frame_enter(&f, p);
         p->free_fn(obj, p->arg);
+        gcp_frame_leave(&f);
+    }
 }
 
 static void drop(struct gcpool *p, void *obj)
 {
     drop_uncounted(obj, p);
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+}
+
+/* A get or put that cannot use the pool's storage acts as an empty pool's. */
+static void *get_unpooled(struct gcpool *p)
+{
+    atomic_fetch_add_explicit(&p->unpooled_gets, 1, memory_order_relaxed);
+    if (!p->new_fn)
+        return NULL;
+    atomic_fetch_add_explicit(&p->unpooled_news, 1, memory_order_relaxed);
+    return call_new(p);
+}
+
+static void put_unpooled(struct gcpool *p, void *obj)
+{
+    atomic_fetch_add_explicit(&p->unpooled_puts, 1, memory_order_relaxed);
+    drop(p, obj);
 }
 
 void gcp_pool_release_held(struct gcpool *p)
@@ -342,7 +384,7 @@ static void count_slow_get(struct gcp_locals *a, enum source src, bool victim_pr
     gcp_unpin(l);
 }
 
-static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
+static void *get_slow_in_frame(struct gcpool *p, struct gcp_locals *a, unsigned self)
 {
     /* A slow path: drops deferred by cycles inside the collector go to
      * free_fn here (a get that steals, a miss), as in put_shared and put_slow. */
@@ -362,15 +404,26 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
     if (!p->new_fn)
         return NULL;
     gcp_sim_new_called();
-    return p->new_fn(p->arg);
+    return call_new(p);
+}
+
+/* In a frame of p: the drain, the simulated collector and new_fn may run
+ * callbacks, and p is used after them. */
+static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
+{
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
+    void *obj = get_slow_in_frame(p, a, self);
+    gcp_frame_leave(&f);
+    return obj;
 }
 
 /* A get that found this CPU's private slot empty. */
 static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
     struct gcp_locals *a = current_array(p);
-    if (!a) /* no memory for locals: behave as an empty pool */
-        return p->new_fn ? p->new_fn(p->arg) : NULL;
+    if (!a) /* no memory for locals, or being destroyed */
+        return get_unpooled(p);
     void *obj;
     if (!p->shared_locked && (obj = gcp_pin_chain_pop(&p->cur)))
         return obj;
@@ -432,6 +485,10 @@ void *gcpool_fastpath_get_v1(gcpool_t *p)
  * allocation may wait for the collector), then push again. */
 static void put_slow(struct gcpool *p, void *obj, uint32_t want)
 {
+    /* In a frame of p: the drain and the simulated collector may run
+     * callbacks, and p is used after them. */
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
     /* A slow path: a program that only puts hands deferred drops over here. */
     gcp_cycle_drain_pending();
     gcp_sim_poll();
@@ -449,12 +506,14 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
         gcp_unpin(l);
         if (done) {
             gcp_ring_free(r);
+            gcp_frame_leave(&f);
             return;
         }
     }
     /* No room and no memory: the pool may drop anything, but never loses it. */
     gcp_ring_free(r);
     drop(p, obj);
+    gcp_frame_leave(&f);
 }
 
 /* A put that found this CPU's private slot taken. */
@@ -462,8 +521,8 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
 {
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
     if (!a) { /* first use: set up the arrays, then the private slot is free */
-        if (!(a = gcp_pool_first_use(p))) {
-            drop(p, obj);
+        if (!(a = gcp_pool_first_use(p))) { /* no memory, or being destroyed */
+            put_unpooled(p, obj);
             return;
         }
         if (gcp_pin_fill_private(&p->cur, obj))
@@ -571,8 +630,24 @@ void gcpool_destroy(gcpool_t *p)
         errno = EINVAL;
         return;
     }
+    if (gcp_in_call_of(p)) {
+        char buf[32], call[96];
+        snprintf(call, sizeof call, "gcpool_destroy of pool \"%s\"", gcp_pool_name(p, buf, sizeof buf));
+        gcp_refuse(call, "called from inside a call of that pool on this thread (its free_fn or "
+                         "new_fn, its destroy, or a get or put of it that ran this callback), "
+                         "which uses it still: destroy it once that call has returned");
+        return;
+    }
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
     /* Out of the registry first, so no cycle can reach the pool any more. */
     gcp_cycle_unregister(p);
+    /* From here gets and puts (free_fn's, this thread's: no one else may use
+     * the pool) find no storage: an empty pool's new_fn and free_fn, so that
+     * nothing is put where the drains below have passed already. */
+    p->destroying = true;
+    atomic_store_explicit(&p->cur, NULL, memory_order_relaxed);
+    atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
     for (int k = 0; k < 3; k++)
         if (p->arrays[k])
             gcp_pool_drain(p, p->arrays[k], GCP_DRAIN_PRIVATE);
@@ -580,6 +655,7 @@ void gcpool_destroy(gcpool_t *p)
     gcp_stats_retire(p); /* its counters live in the arrays: before they go */
     for (int k = 0; k < 3; k++)
         locals_free(p->arrays[k]);
+    gcp_frame_leave(&f);
     if (gcp_debug) {
         gcp_debug_destroyed(p);
         /* The handle stays reserved, so that a later call through it is

@@ -119,6 +119,13 @@ struct gcpool {
 
     bool rotated;                     /* the cycle in progress rotated it; registry lock */
     bool destroyed;                   /* checked mode: a destroyed pool's kept handle (debug.h) */
+    bool destroying;                  /* gcpool_destroy has begun: gets and puts from its
+                                         callbacks find an empty pool (written and read by
+                                         the destroying thread only: no concurrent use) */
+    /* Gets and puts that could not use the pool's storage (none could be
+     * allocated, or the pool is being destroyed) and acted as an empty pool's:
+     * a miss (calling new_fn, counted in unpooled_news), a put dropped at once. */
+    _Atomic uint64_t unpooled_gets, unpooled_news, unpooled_puts;
     /* Registry link: written under the registry lock, walked by drains (cycle.c). */
     struct gcpool *_Atomic next_pool;
 };
@@ -141,6 +148,9 @@ uint64_t gcp_pool_count(const struct gcp_locals *a);
 
 /* Sets up the arrays on first use; returns cur, or NULL (errno ENOMEM). */
 struct gcp_locals *gcp_pool_first_use(struct gcpool *p);
+
+/* p's name in reports: its own, or pool#N (in buf, of len bytes). */
+const char *gcp_pool_name(const struct gcpool *p, char *buf, size_t len);
 
 /* Bytes between two locals, as this process lays them out. */
 size_t gcp_local_stride(void);

@@ -23,8 +23,10 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     uint64_t fills = 0, victim_private = 0, privates_now = 0;
-    /* Acquire: the arrays exist once cur is published (first use). */
-    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL;
+    /* Acquire: the arrays exist once cur is published (first use).  A pool
+     * being destroyed has cleared cur, but its arrays stay until its
+     * statistics are retired (gcpool_destroy). */
+    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL || p->destroying;
     for (int k = 0; k < 3 && set_up; k++) {
         const struct gcp_locals *a = p->arrays[k];
         for (unsigned i = 0; a && i < a->n; i++) {
@@ -49,6 +51,10 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     uint64_t gone = victim_private + get(&p->private_moved) + privates_now;
     out->hit_private = fills > gone ? fills - gone : 0;
     out->puts += fills;
+    /* An empty pool's gets and puts (no storage, or being destroyed). */
+    out->miss += get(&p->unpooled_gets);
+    out->news += get(&p->unpooled_news);
+    out->puts += get(&p->unpooled_puts);
     out->gets = out->hit_private + out->hit_shared + out->hit_steal + out->hit_victim + out->miss;
     out->dropped = get(&p->dropped);
 }

@@ -163,10 +163,11 @@ static inline const char *test_capture_stderr(void (*fn)(void))
  * (valgrind runs set it).  test_watchdog_off() disarms it. */
 static const char *volatile test_watchdog_what = "";
 static volatile unsigned test_watchdog_seconds;
+static volatile int test_watchdog_fd = -1; /* stderr as it was when armed (tests capture it) */
 
 static inline void test_watchdog_write(const char *s)
 {
-    ssize_t ignored = write(STDERR_FILENO, s, strlen(s));
+    ssize_t ignored = write(test_watchdog_fd, s, strlen(s));
     (void)ignored;
 }
 
@@ -194,6 +195,8 @@ static inline void test_watchdog(unsigned seconds, const char *what)
     long mult = m ? atol(m) : 1;
     test_watchdog_what = what;
     test_watchdog_seconds = seconds * (unsigned)(mult > 0 ? mult : 1);
+    if (test_watchdog_fd < 0)
+        test_watchdog_fd = dup(STDERR_FILENO);
     signal(SIGALRM, test_watchdog_fired);
     alarm(test_watchdog_seconds);
 }

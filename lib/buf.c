@@ -137,17 +137,29 @@ static inline struct stripe_class *stripe(gcpool_bufpool_t *bp, unsigned k)
     return (struct stripe_class *)(bp->stripes + (size_t)l * bp->stripe_size) + k;
 }
 
+/* Buffers are allocated and freed in busy sections (reentry.h): a signal
+ * handler that interrupted one is refused rather than allocate in turn. */
 static void *class_new(void *arg)
 {
     const struct buf_class *c = arg;
-    return c->boehm ? gcp_buf_gc_alloc(c->size) : gcp_buf_sys_alloc(c->size);
+    gcp_busy_enter();
+    void *buf = c->boehm ? gcp_buf_gc_alloc(c->size) : gcp_buf_sys_alloc(c->size);
+    gcp_busy_leave();
+    return buf;
+}
+
+static void sys_free(void *buf)
+{
+    gcp_busy_enter();
+    gcp_buf_sys_free(buf);
+    gcp_busy_leave();
 }
 
 /* sim only: Boehm's class pools have no free_fn. */
 static void class_free(void *buf, void *arg)
 {
     (void)arg;
-    gcp_buf_sys_free(buf);
+    sys_free(buf);
 }
 
 /* A buffer that is not pooled: see the top of this file. */
@@ -156,7 +168,19 @@ static void release(const gcpool_bufpool_t *bp, void *buf)
     if (gcp_debug)
         gcp_debug_buf_released(buf);
     if (!bp->boehm)
-        gcp_buf_sys_free(buf);
+        sys_free(buf);
+}
+
+/* A signal handler that interrupted a gcpool call of its own thread: a buffer
+ * pool's get and put may allocate or free (a miss, a release), which that
+ * thread may be doing.  Refused; the caller keeps what it has. */
+static bool refused(const char *call)
+{
+    if (!gcp_reentered())
+        return false;
+    gcp_refuse(call, "called from a signal handler that interrupted a gcpool call on this thread "
+                     "(buffers are allocated and freed with malloc or the collector)");
+    return true;
 }
 
 /* Chooses the classes: explicit options win; a bound from the environment
@@ -186,19 +210,28 @@ static void release_all(gcpool_bufpool_t *bp)
     for (unsigned k = 0; k < bp->nclasses; k++)
         if (bp->classes[k].pool)
             gcpool_destroy(bp->classes[k].pool); /* sim: free_fn frees what is cached */
+    gcp_busy_enter();
     free(bp->stripes);
+    gcp_busy_leave();
     bp->stripes = NULL;
 }
 
 static void free_shell(void *shell)
 {
     gcpool_bufpool_t *bp = shell;
+    gcp_busy_enter();
     free(bp->name);
     free(bp);
+    gcp_busy_leave();
 }
+
+static bool set_up(gcpool_bufpool_t *bp, const gcpool_bufpool_options_t *opts, size_t min,
+                   size_t max);
 
 gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
 {
+    if (refused("gcpool_bufpool_create"))
+        return NULL;
     gcpool_bufpool_options_t defaults = {0};
     if (!opts)
         opts = &defaults;
@@ -207,11 +240,26 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
         errno = EINVAL;
         return NULL;
     }
+    /* Allocations: a busy section (reentry.h); the class pools are made
+     * without gcpool_create's re-entry check, which would see it. */
+    gcp_busy_enter();
     gcpool_bufpool_t *bp = aligned_alloc(_Alignof(gcpool_bufpool_t), sizeof *bp);
-    if (!bp) {
-        errno = ENOMEM;
-        return NULL;
+    bool ok = bp && set_up(bp, opts, min, max);
+    gcp_busy_leave();
+    if (ok)
+        return bp;
+    if (bp) {
+        release_all(bp);
+        free_shell(bp);
     }
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* Everything but the struct; false when out of memory (bp half set up). */
+static bool set_up(gcpool_bufpool_t *bp, const gcpool_bufpool_options_t *opts, size_t min,
+                   size_t max)
+{
     memset(bp, 0, sizeof *bp);
     bp->min = min;
     bp->max = max;
@@ -228,12 +276,12 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
     size_t stripes_size = (size_t)bp->topo->nlocals * bp->stripe_size;
     bp->stripes = aligned_alloc(align, stripes_size);
     if (!bp->stripes)
-        goto fail;
+        return false;
     memset(bp->stripes, 0, stripes_size);
 
     const char *prefix = opts->name ? opts->name : "buf";
     if (!(bp->name = strdup(prefix)))
-        goto fail;
+        return false;
     for (unsigned k = 0; k < bp->nclasses; k++) {
         struct buf_class *c = &bp->classes[k];
         c->size = min << k;
@@ -242,7 +290,7 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
         /* gcpool_create copies the name. */
         char *name = NULL;
         if (asprintf(&name, "%s:%zu", prefix, c->size) < 0)
-            goto fail;
+            return false;
         gcpool_options_t o = {
             .new_fn = class_new,
             .free_fn = bp->boehm ? NULL : class_free,
@@ -250,18 +298,12 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
             .name = name,
             .size = c->size, /* checked mode (GCPOOL_DEBUG) poisons cached buffers */
         };
-        c->pool = gcpool_create(&o);
+        c->pool = gcp_pool_create(&o);
         free(name);
         if (!c->pool)
-            goto fail;
+            return false;
     }
-    return bp;
-
-fail:
-    release_all(bp);
-    free_shell(bp);
-    errno = ENOMEM;
-    return NULL;
+    return true;
 }
 
 /* Checked mode: reports a call through a destroyed buffer pool's kept handle;
@@ -282,7 +324,8 @@ void gcpool_bufpool_destroy(gcpool_bufpool_t *bp)
         errno = EINVAL;
         return;
     }
-    if (destroyed(bp, "gcpool_bufpool_destroy", "ignored (EINVAL)"))
+    if (destroyed(bp, "gcpool_bufpool_destroy", "ignored (EINVAL)") ||
+        refused("gcpool_bufpool_destroy"))
         return;
     /* All or nothing: refused while this thread is inside a call of one of
      * its class pools (gcpool_destroy would refuse that one alone). */
@@ -310,7 +353,9 @@ static __attribute__((noinline)) void *get_oversize(gcpool_bufpool_t *bp, size_t
                                                     size_t *capacity)
 {
     atomic_fetch_add_explicit(&bp->cold.oversize_gets, 1, memory_order_relaxed);
+    gcp_busy_enter();
     void *buf = bp->boehm ? gcp_buf_gc_alloc(size) : gcp_buf_sys_alloc(size);
+    gcp_busy_leave();
     if (!buf) {
         atomic_fetch_add_explicit(&bp->cold.oversize_failed, 1, memory_order_relaxed);
         errno = ENOMEM;
@@ -340,6 +385,8 @@ void *gcpool_buf_get(gcpool_bufpool_t *bp, size_t size, size_t *capacity)
         return NULL;
     }
     if (__builtin_expect(gcp_debug, 0) && destroyed(bp, "gcpool_buf_get", "NULL (EINVAL)"))
+        return NULL;
+    if (__builtin_expect(gcp_reentered(), 0) && refused("gcpool_buf_get"))
         return NULL;
     unsigned k;
     if (size <= bp->min)
@@ -393,6 +440,8 @@ void gcpool_buf_put(gcpool_bufpool_t *bp, void *buf, size_t capacity)
         return;
     }
     if (__builtin_expect(!buf, 0))
+        return;
+    if (__builtin_expect(gcp_reentered(), 0) && refused("gcpool_buf_put"))
         return;
     if (__builtin_expect(gcp_debug, 0) && !checked_put(bp, buf, capacity))
         return;

@@ -88,6 +88,7 @@ void gcp_glue_locked(void (*fn)(void *), void *arg)
     /* registry_mutex always: the fork handlers hold it to keep the registry
      * still.  Under Boehm the collector's lock too, since the collector's
      * callback walks the registry holding only that one. */
+    gcp_busy_enter();
     pthread_mutex_lock(&registry_mutex);
     if (gcp_glue_source() == GCP_SOURCE_BOEHM) {
         struct locked_call call = {fn, arg};
@@ -96,24 +97,31 @@ void gcp_glue_locked(void (*fn)(void *), void *arg)
         fn(arg);
     }
     pthread_mutex_unlock(&registry_mutex);
+    gcp_busy_leave();
 }
 
 /* ---- drain_mutex, and who holds it ------------------------------------------ */
 
 static void run_cycle(void);
 
+/* drain_held changes inside a busy section (reentry.h), so that a signal
+ * handler never sees the mutex ours and drain_held false. */
 static void drain_lock(void)
 {
+    gcp_busy_enter();
     pthread_mutex_lock(&drain_mutex);
     gcp_self.drain_held = true;
+    gcp_busy_leave();
 }
 
 static bool drain_trylock(void)
 {
-    if (pthread_mutex_trylock(&drain_mutex) != 0)
-        return false;
-    gcp_self.drain_held = true;
-    return true;
+    gcp_busy_enter();
+    bool got = pthread_mutex_trylock(&drain_mutex) == 0;
+    if (got)
+        gcp_self.drain_held = true;
+    gcp_busy_leave();
+    return got;
 }
 
 static void drain_unlock(void)
@@ -125,8 +133,10 @@ static void drain_unlock(void)
         gcp_self.cycle_deferred = false;
         run_cycle();
     }
+    gcp_busy_enter();
     gcp_self.drain_held = false;
     pthread_mutex_unlock(&drain_mutex);
+    gcp_busy_leave();
 }
 
 /* ---- the registry ---------------------------------------------------------- */
@@ -292,7 +302,10 @@ void gcp_cycle_drain_pending(void)
 
 void gcp_cycle_in_collector(void)
 {
+    /* The collector's lock is this thread's: a handler must not allocate. */
+    gcp_busy_enter();
     rotate_all((void *)1);
+    gcp_busy_leave();
 }
 
 static void run_cycle(void)
@@ -306,9 +319,15 @@ static void run_cycle(void)
 void gcpool_collect(void)
 {
     if (gcp_self.drain_held) {
-        /* From free_fn during a drain: the cycle would rotate the arrays that
-         * drain walks.  It runs when the drain ends (drain_unlock). */
+        /* From free_fn during a drain (or a signal handler that interrupted
+         * one): the cycle would rotate the arrays that drain walks.  It runs
+         * when the drain ends (drain_unlock). */
         gcp_self.cycle_deferred = true;
+        return;
+    }
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_collect", "called from a signal handler that interrupted a gcpool call "
+                                     "on this thread, whose locks a cycle needs");
         return;
     }
     drain_lock();
@@ -362,6 +381,8 @@ static bool fork_took_drain;
 
 static void fork_prepare(void)
 {
+    /* (A fork from a signal handler that interrupted a pool call would wait
+     * here for the pins its own thread holds: gcpool.h says so.) */
     fork_took_drain = !gcp_self.drain_held;
     if (fork_took_drain)
         pthread_mutex_lock(&drain_mutex);

@@ -50,6 +50,7 @@
 
 #include "env.h"
 #include "glue.h"
+#include "reentry.h"
 
 /* A power of two.  Few enough that fork_prepare, which holds them all at once,
  * stays under ThreadSanitizer's limit of 64 locks held by one thread. */
@@ -323,7 +324,7 @@ static unsigned hold(struct gcpool *p, struct gcp_debug_held *h, void *obj)
     return atomic_fetch_add_explicit(&p->debug_held_n, 1, memory_order_relaxed) + 1;
 }
 
-enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
+static enum gcp_debug_verdict put_hook(struct gcpool *p, void *obj)
 {
     bury_dead();
     /* Drawn first, and allocated outside the shard lock (under Boehm the node
@@ -390,7 +391,9 @@ uint64_t gcp_debug_release_held(struct gcpool *p, void (*fn)(void *obj, void *po
     while (h) {
         struct gcp_debug_held *next = h->next;
         void *obj = h->obj;
+        gcp_busy_enter();
         held_free(h);
+        gcp_busy_leave();
         fn(obj, p); /* gcp_debug_dropped: out of the set, poison checked, then free_fn */
         n++;
         h = next;
@@ -414,7 +417,7 @@ static bool forget(struct gcpool *p, void *obj, void **saved)
     return found;
 }
 
-void gcp_debug_get(struct gcpool *p, void *obj)
+static void get_hook(struct gcpool *p, void *obj)
 {
     bury_dead();
     void *saved;
@@ -425,7 +428,7 @@ void gcp_debug_get(struct gcpool *p, void *obj)
     }
 }
 
-void gcp_debug_dropped(struct gcpool *p, void *obj)
+static void dropped_hook(struct gcpool *p, void *obj)
 {
     void *saved;
     /* A buffer leaves its class pool for good: it is no buffer of ours now. */
@@ -447,7 +450,7 @@ void gcp_debug_dropped(struct gcpool *p, void *obj)
     pthread_mutex_unlock(&s->lock);
 }
 
-void gcp_debug_destroyed(struct gcpool *p)
+static void destroyed_hook(struct gcpool *p)
 {
     /* Every object the pool cached left it by a get or a drop (destroy drains
      * all): an entry still here is an object the pool lost, unless it is
@@ -496,7 +499,7 @@ void gcp_debug_destroyed(struct gcpool *p)
  * it, a put marks it back, and a drop (gcp_debug_dropped) or a release
  * removes it. */
 
-void gcp_debug_buf_out(void *buf, size_t capacity)
+static void buf_out_hook(void *buf, size_t capacity)
 {
     uint64_t h = hash(BUFFERS, buf);
     struct shard *s = shard_of(h);
@@ -512,7 +515,7 @@ void gcp_debug_buf_out(void *buf, size_t capacity)
         gcp_warn("gcpool: checked mode: out of memory; some objects are not checked");
 }
 
-enum gcp_debug_buf_verdict gcp_debug_buf_back(const char *bp_name, void *buf, size_t capacity)
+static enum gcp_debug_buf_verdict buf_back_hook(const char *bp_name, void *buf, size_t capacity)
 {
     uint64_t h = hash(BUFFERS, buf);
     struct shard *s = shard_of(h);
@@ -550,7 +553,7 @@ enum gcp_debug_buf_verdict gcp_debug_buf_back(const char *bp_name, void *buf, si
     return GCP_DEBUG_BUF_POOL;
 }
 
-void gcp_debug_buf_released(void *buf)
+static void buf_released_hook(void *buf)
 {
     void *unused;
     forget(BUFFERS, buf, &unused);
@@ -569,7 +572,7 @@ static struct {
 static size_t shells_next, shells_n; /* under shells_lock */
 static pthread_mutex_t shells_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void gcp_debug_keep_shell(void *shell, void (*release)(void *))
+static void keep_shell_hook(void *shell, void (*release)(void *))
 {
     pthread_mutex_lock(&shells_lock);
     void *old = NULL;
@@ -593,6 +596,68 @@ void gcp_debug_after_destroy(struct gcpool *p, const char *call, const char *out
     char buf[32];
     gcp_warn("gcpool: checked mode: %s: pool \"%s\" (%p) was destroyed; %s", call,
              gcp_pool_name(p, buf, sizeof buf), (void *)p, outcome);
+}
+
+/* ---- the hooks as the pool calls them ------------------------------------------
+ * Each is a busy section of its thread (reentry.h): it takes shard locks and
+ * allocates, so a signal handler that interrupted one must not enter another. */
+
+enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
+{
+    gcp_busy_enter();
+    enum gcp_debug_verdict v = put_hook(p, obj);
+    gcp_busy_leave();
+    return v;
+}
+
+void gcp_debug_get(struct gcpool *p, void *obj)
+{
+    gcp_busy_enter();
+    get_hook(p, obj);
+    gcp_busy_leave();
+}
+
+void gcp_debug_dropped(struct gcpool *p, void *obj)
+{
+    gcp_busy_enter();
+    dropped_hook(p, obj);
+    gcp_busy_leave();
+}
+
+void gcp_debug_destroyed(struct gcpool *p)
+{
+    gcp_busy_enter();
+    destroyed_hook(p);
+    gcp_busy_leave();
+}
+
+void gcp_debug_buf_out(void *buf, size_t capacity)
+{
+    gcp_busy_enter();
+    buf_out_hook(buf, capacity);
+    gcp_busy_leave();
+}
+
+enum gcp_debug_buf_verdict gcp_debug_buf_back(const char *bp_name, void *buf, size_t capacity)
+{
+    gcp_busy_enter();
+    enum gcp_debug_buf_verdict v = buf_back_hook(bp_name, buf, capacity);
+    gcp_busy_leave();
+    return v;
+}
+
+void gcp_debug_buf_released(void *buf)
+{
+    gcp_busy_enter();
+    buf_released_hook(buf);
+    gcp_busy_leave();
+}
+
+void gcp_debug_keep_shell(void *shell, void (*release)(void *))
+{
+    gcp_busy_enter();
+    keep_shell_hook(shell, release);
+    gcp_busy_leave();
 }
 
 /* ---- fork ----------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <gc/gc.h>
 
 #include "glue.h"
+#include "reentry.h"
 
 /* Test hook state.  Relaxed: tests set it from one thread before the scenario. */
 static _Atomic long fail_at, allocations;
@@ -20,11 +21,16 @@ static bool should_fail(void)
     return at > 0 && n == at;
 }
 
+/* Each allocation and free is a busy section (reentry.h): a signal handler
+ * that interrupted one must not allocate in turn. */
+
 void *gcp_mem_alloc(size_t size)
 {
     void *p = NULL;
+    gcp_busy_enter();
     if (!should_fail())
         p = gcp_glue_source() == GCP_SOURCE_BOEHM ? GC_MALLOC_UNCOLLECTABLE(size) : calloc(1, size);
+    gcp_busy_leave();
     if (!p)
         errno = ENOMEM;
     return p;
@@ -34,17 +40,21 @@ void gcp_mem_free(void *p)
 {
     if (!p)
         return;
+    gcp_busy_enter();
     if (gcp_glue_source() == GCP_SOURCE_BOEHM)
         GC_FREE(p);
     else
         free(p);
+    gcp_busy_leave();
 }
 
 void *gcp_mem_alloc_traced(size_t size)
 {
     void *p = NULL;
+    gcp_busy_enter();
     if (!should_fail())
         p = gcp_glue_source() == GCP_SOURCE_BOEHM ? GC_MALLOC(size) : calloc(1, size);
+    gcp_busy_leave();
     if (!p)
         errno = ENOMEM;
     return p;
@@ -52,13 +62,17 @@ void *gcp_mem_alloc_traced(size_t size)
 
 void gcp_mem_free_traced(void *p)
 {
+    gcp_busy_enter();
     if (gcp_glue_source() != GCP_SOURCE_BOEHM)
         free(p);
+    gcp_busy_leave();
 }
 
 void *gcp_mem_calloc(size_t size)
 {
+    gcp_busy_enter();
     void *p = should_fail() ? NULL : calloc(1, size);
+    gcp_busy_leave();
     if (!p)
         errno = ENOMEM;
     return p;

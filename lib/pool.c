@@ -100,7 +100,28 @@ static void locals_free(struct gcp_locals *a)
     gcp_mem_free(a->mem); /* a lives in it */
 }
 
+static gcpool_t *create(const gcpool_options_t *opts);
+
 gcpool_t *gcpool_create(const gcpool_options_t *opts)
+{
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_create", "called from a signal handler that interrupted a gcpool call "
+                                    "on this thread (a pool is allocated and registered under locks)");
+        return NULL;
+    }
+    return gcp_pool_create(opts);
+}
+
+gcpool_t *gcp_pool_create(const gcpool_options_t *opts)
+{
+    /* Allocation, locks, once-only set-ups: a busy section (reentry.h). */
+    gcp_busy_enter();
+    gcpool_t *p = create(opts);
+    gcp_busy_leave();
+    return p;
+}
+
+static gcpool_t *create(const gcpool_options_t *opts)
 {
     gcpool_options_t defaults = {0};
     if (!opts)
@@ -228,6 +249,29 @@ static void put_unpooled(struct gcpool *p, void *obj)
 {
     atomic_fetch_add_explicit(&p->unpooled_puts, 1, memory_order_relaxed);
     drop(p, obj);
+}
+
+/* A get or put from a signal handler that interrupted a library section of
+ * its own thread (reentry.h): whatever it would need — a pin, the first use's
+ * lock, an allocation, checked mode's tables — that thread may hold.  So it
+ * touches none of the pool's storage and acts as an empty pool's: new_fn, or
+ * free_fn at once, counted (a miss; a put and a drop).  Checked mode cannot
+ * track it (its tables have locks): such a call is not checked. */
+static __attribute__((noinline)) void *get_reentrant(struct gcpool *p)
+{
+    return get_unpooled(p);
+}
+
+static __attribute__((noinline)) void put_reentrant(struct gcpool *p, void *obj)
+{
+    atomic_fetch_add_explicit(&p->unpooled_puts, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+    if (p->free_fn) {
+        struct gcp_frame f;
+        gcp_frame_enter(&f, p);
+        p->free_fn(obj, p->arg);
+        gcp_frame_leave(&f);
+    }
 }
 
 void gcp_pool_release_held(struct gcpool *p)
@@ -418,15 +462,23 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
     return obj;
 }
 
-/* A get that found this CPU's private slot empty. */
+/* A get that found this CPU's private slot empty.  The head ring's sequence
+ * is safe from a signal handler; what follows it is checked for re-entry. */
 static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
-    struct gcp_locals *a = current_array(p);
-    if (!a) /* no memory for locals, or being destroyed */
-        return get_unpooled(p);
+    /* Acquire: pairs with the release stores of first use and of a cycle. */
+    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    if (__builtin_expect(!a, 0)) {
+        if (gcp_reentered())
+            return get_reentrant(p);
+        if (!(a = gcp_pool_first_use(p))) /* no memory for locals, or being destroyed */
+            return get_unpooled(p);
+    }
     void *obj;
     if (!p->shared_locked && (obj = gcp_pin_chain_pop(&p->cur)))
         return obj;
+    if (gcp_reentered())
+        return get_reentrant(p);
     unsigned self;
     struct gcp_local *l = gcp_pin_owner(a, &self);
     obj = p->shared_locked ? gcp_locked_pop(&l->locked, true) : gcp_chain_pop_head(&l->shared);
@@ -451,6 +503,8 @@ static __attribute__((noinline)) void *get_general(struct gcpool *p)
         errno = EINVAL;
         return NULL;
     }
+    if (gcp_reentered()) /* before the lock pin's private slot, and checked mode's hooks */
+        return get_reentrant(p);
     void *obj = gcp_pin_take_private(&p->cur);
     if (!obj)
         obj = get_shared(p);
@@ -516,11 +570,16 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
     gcp_frame_leave(&f);
 }
 
-/* A put that found this CPU's private slot taken. */
+/* A put that found this CPU's private slot taken.  As get_shared, checked for
+ * re-entry past the head ring's sequence. */
 static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
 {
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
     if (!a) { /* first use: set up the arrays, then the private slot is free */
+        if (gcp_reentered()) {
+            put_reentrant(p, obj);
+            return;
+        }
         if (!(a = gcp_pool_first_use(p))) { /* no memory, or being destroyed */
             put_unpooled(p, obj);
             return;
@@ -530,6 +589,10 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
     }
     if (!p->shared_locked && gcp_pin_chain_push(&p->cur, obj))
         return;
+    if (gcp_reentered()) {
+        put_reentrant(p, obj);
+        return;
+    }
     unsigned self;
     struct gcp_local *l = gcp_pin_owner(a, &self);
     gcp_count(&l->counters.puts_shared, 1);
@@ -565,6 +628,10 @@ static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
         snprintf(call, sizeof call, "gcpool_put of object %p", obj);
         gcp_debug_after_destroy(p, call, "not cached: the object is still the caller's (EINVAL)");
         errno = EINVAL;
+        return;
+    }
+    if (gcp_reentered()) { /* before the lock pin's private slot, and checked mode's hooks */
+        put_reentrant(p, obj);
         return;
     }
     if (gcp_debug) {
@@ -615,8 +682,10 @@ const char *gcpool_version(void)
 static void free_shell(void *shell)
 {
     struct gcpool *p = shell;
+    gcp_busy_enter();
     free(p->name);
     free(p);
+    gcp_busy_leave();
 }
 
 void gcpool_destroy(gcpool_t *p)
@@ -628,6 +697,11 @@ void gcpool_destroy(gcpool_t *p)
     if (gcp_debug && p->destroyed) {
         gcp_debug_after_destroy(p, "gcpool_destroy", "ignored (EINVAL)");
         errno = EINVAL;
+        return;
+    }
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_destroy", "called from a signal handler that interrupted a gcpool call "
+                                     "on this thread (destroy frees, and waits for cycles)");
         return;
     }
     if (gcp_in_call_of(p)) {

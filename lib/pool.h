@@ -146,6 +146,10 @@ void gcp_pool_release_held(struct gcpool *p);
 /* Objects array a holds now (a racy snapshot, for statistics). */
 uint64_t gcp_pool_count(const struct gcp_locals *a);
 
+/* gcpool_create without its re-entry check, for buffer pools, which create
+ * theirs inside a busy section of their own (reentry.h). */
+gcpool_t *gcp_pool_create(const gcpool_options_t *opts);
+
 /* Sets up the arrays on first use; returns cur, or NULL (errno ENOMEM). */
 struct gcp_locals *gcp_pool_first_use(struct gcpool *p);
 

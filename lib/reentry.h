@@ -7,6 +7,16 @@
  * by function, what a re-entrant call does: it works, it is deferred, or it is
  * refused with errno EDEADLK and one warning line.
  *
+ *   busy        library sections in progress on this thread that a re-entrant
+ *               call must not enter: a local's pin or the first use's lock held,
+ *               a mutex of the library's, the library's own allocation or free,
+ *               a report being printed.  Callbacks never run inside one (free_fn
+ *               and new_fn are called with none held), so a call that finds
+ *               busy > 0 comes from a signal handler that interrupted a pool
+ *               call: its get or put then touches nothing the interrupted code
+ *               may hold — it acts as an empty pool's (new_fn; free_fn at once)
+ *               — and the calls that cannot do without locks or allocation are
+ *               refused.
  *   frames      the pools this thread is inside a call of that will use the
  *               pool again after a callback returns: a get or put past its
  *               fast path, a destroy, the callback itself.  gcpool_destroy
@@ -37,6 +47,7 @@ struct gcp_frame {
 };
 
 struct gcp_reentry {
+    unsigned busy;            /* library sections in progress */
     struct gcp_frame *frames; /* innermost first */
     bool drain_held;          /* drain_mutex is this thread's */
     bool cycle_deferred;      /* gcpool_collect called during our drain: run it when it ends */
@@ -45,6 +56,27 @@ struct gcp_reentry {
 /* initial-exec: one %fs-relative access, no __tls_get_addr call (which is
  * neither cheap nor async-signal-safe). */
 extern __thread struct gcp_reentry gcp_self __attribute__((tls_model("initial-exec")));
+
+/* Around a library section: entered before its lock is taken (or its
+ * allocation begun), left after it is released, so that a handler arriving in
+ * between sees it.  A handler's own sections leave the count as they found it. */
+static inline void gcp_busy_enter(void)
+{
+    gcp_self.busy++;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void gcp_busy_leave(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    gcp_self.busy--;
+}
+
+/* True when this call interrupted a library section of its own thread. */
+static inline bool gcp_reentered(void)
+{
+    return __builtin_expect(gcp_self.busy != 0, 0);
+}
 
 static inline void gcp_frame_enter(struct gcp_frame *f, struct gcpool *p)
 {

@@ -13,6 +13,7 @@
 #include "cycle.h"
 #include "debug.h"
 #include "env.h"
+#include "reentry.h"
 
 static uint64_t get(const _Atomic uint64_t *c)
 {
@@ -182,15 +183,19 @@ void gcp_stats_retire(struct gcpool *p)
 {
     if (gcp_env_long(GCP_ENV_STATS) == GCP_STATS_OFF)
         return; /* nobody will read it: keep nothing */
+    gcp_busy_enter(); /* malloc and a mutex (reentry.h) */
     struct row *w = row_of(p);
-    if (!w)
-        return; /* the report then lacks this pool; nothing else is lost */
-    w->destroyed = true;
-    pthread_mutex_lock(&retired_mutex);
-    w->next = retired;
-    retired = w;
-    pthread_mutex_unlock(&retired_mutex);
+    if (w) { /* else the report lacks this pool; nothing else is lost */
+        w->destroyed = true;
+        pthread_mutex_lock(&retired_mutex);
+        w->next = retired;
+        retired = w;
+        pthread_mutex_unlock(&retired_mutex);
+    }
+    gcp_busy_leave();
 }
+
+static void print_report(FILE *out, int flags);
 
 void gcpool_stats_print(FILE *out, int flags)
 {
@@ -198,6 +203,20 @@ void gcpool_stats_print(FILE *out, int flags)
         errno = EINVAL;
         return;
     }
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_stats_print", "called from a signal handler that interrupted a gcpool "
+                                         "call on this thread (a report allocates and prints)");
+        return;
+    }
+    /* stdio, malloc and a mutex: a busy section (reentry.h).  From free_fn it
+     * works: the registry walk knows this thread may hold drain_mutex. */
+    gcp_busy_enter();
+    print_report(out, flags);
+    gcp_busy_leave();
+}
+
+static void print_report(FILE *out, int flags)
+{
     struct report r = {out, flags & GCPOOL_STATS_JSON, true};
     if (r.json) {
         fprintf(out, "{\"version\": \"%s\", \"cycles\": %" PRIu64 ", \"pools\": [", gcpool_version(),

@@ -491,6 +491,14 @@ static __attribute__((noinline)) void *get_shared(struct gcpool *p)
     return get_slow(p, a, self);
 }
 
+/* Checked mode: a get through a destroyed pool's kept handle (debug.h). */
+static __attribute__((noinline, cold)) void *get_after_destroy(struct gcpool *p)
+{
+    gcp_debug_after_destroy(p, "gcpool_get", "NULL (EINVAL)");
+    errno = EINVAL;
+    return NULL;
+}
+
 /* Every get but the rseq hit path: a NULL pool, the lock pin, checked mode. */
 static __attribute__((noinline)) void *get_general(struct gcpool *p)
 {
@@ -498,11 +506,8 @@ static __attribute__((noinline)) void *get_general(struct gcpool *p)
         errno = EINVAL;
         return NULL;
     }
-    if (gcp_debug && p->destroyed) {
-        gcp_debug_after_destroy(p, "gcpool_get", "NULL (EINVAL)");
-        errno = EINVAL;
-        return NULL;
-    }
+    if (gcp_debug && p->destroyed)
+        return get_after_destroy(p);
     if (gcp_reentered()) /* before the lock pin's private slot, and checked mode's hooks */
         return get_reentrant(p);
     void *obj = gcp_pin_take_private(&p->cur);
@@ -614,6 +619,15 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
         gcp_cycle_drain_pending(); /* a slow path too: the head ring was full (or busy) */
 }
 
+/* Checked mode: a put through a destroyed pool's kept handle (debug.h). */
+static __attribute__((noinline, cold)) void put_after_destroy(struct gcpool *p, void *obj)
+{
+    char call[64];
+    snprintf(call, sizeof call, "gcpool_put of object %p", obj);
+    gcp_debug_after_destroy(p, call, "not cached: the object is still the caller's (EINVAL)");
+    errno = EINVAL;
+}
+
 /* Every put but the rseq hit path: NULLs, the lock pin, checked mode. */
 static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
 {
@@ -624,10 +638,7 @@ static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
     if (!obj)
         return;
     if (gcp_debug && p->destroyed) {
-        char call[64];
-        snprintf(call, sizeof call, "gcpool_put of object %p", obj);
-        gcp_debug_after_destroy(p, call, "not cached: the object is still the caller's (EINVAL)");
-        errno = EINVAL;
+        put_after_destroy(p, obj);
         return;
     }
     if (gcp_reentered()) { /* before the lock pin's private slot, and checked mode's hooks */

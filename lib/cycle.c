@@ -128,13 +128,21 @@ static void drain_unlock(void)
 {
     /* A gcpool_collect that a free_fn called during our drains runs now, in
      * this thread, before the call that drained returns.  Several calls make
-     * one cycle; a cycle whose drain calls gcpool_collect again makes another. */
-    while (gcp_self.cycle_deferred) {
+     * one cycle; a cycle whose drain calls gcpool_collect again makes another.
+     * drain_held is cleared before the last look, inside a busy section: a
+     * signal handler's gcpool_collect either comes before it (deferred, and
+     * seen) or after (refused), never lost in between. */
+    for (;;) {
+        gcp_busy_enter();
+        gcp_self.drain_held = false;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (!gcp_self.cycle_deferred)
+            break;
+        gcp_self.drain_held = true;
+        gcp_busy_leave();
         gcp_self.cycle_deferred = false;
         run_cycle();
     }
-    gcp_busy_enter();
-    gcp_self.drain_held = false;
     pthread_mutex_unlock(&drain_mutex);
     gcp_busy_leave();
 }
@@ -271,9 +279,14 @@ static void drain_one(struct gcpool *p, void *unused)
 {
     (void)unused;
     if (atomic_exchange_explicit(&p->drain_pending, 0, memory_order_relaxed)) {
+        /* In a frame of p: nothing this thread runs meanwhile (free_fn, a
+         * signal handler) may destroy the pool this drain walks. */
+        struct gcp_frame f;
+        gcp_frame_enter(&f, p);
         uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), 0);
         atomic_store_explicit(&p->last_dropped, n, memory_order_relaxed);
         gcp_pool_release_held(p); /* checked mode's random drops, with the cycle's */
+        gcp_frame_leave(&f);
     }
 }
 
@@ -376,8 +389,9 @@ static void each_lock(bool lock)
     }
 }
 
-/* A fork from inside free_fn finds drain_mutex its own already. */
-static bool fork_took_drain;
+/* A fork from inside free_fn finds drain_mutex its own already.  Per thread:
+ * the three handlers run in the forking thread, and two threads may fork. */
+static __thread bool fork_took_drain;
 
 static void fork_prepare(void)
 {

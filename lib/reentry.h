@@ -19,8 +19,9 @@
  *               refused.
  *   frames      the pools this thread is inside a call of that will use the
  *               pool again after a callback returns: a get or put past its
- *               fast path, a destroy, the callback itself.  gcpool_destroy
- *               refuses such a pool (it would free what that call still uses).
+ *               fast path, a destroy, a drain, the callback itself.
+ *               gcpool_destroy refuses such a pool (it would free what that
+ *               call still uses).
  *   drain_held  this thread holds drain_mutex (cycle.c): free_fn runs under
  *               it during a cycle's drain.  A re-entrant gcpool_collect is then
  *               deferred to the end of the drain; a report's walk of the

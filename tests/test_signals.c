@@ -16,11 +16,12 @@
 
 #include "testutil.h"
 
-/* ThreadSanitizer reports any malloc inside a signal handler.  A handler's put
- * may link a new ring, which allocates — <gcpool.h> says so — and here cannot
- * deadlock: these threads allocate nothing outside the library, and the
- * library's own allocations make a handler's call act as an empty pool's.
- * Races are still reported. */
+/* ThreadSanitizer reports any malloc inside a signal handler.  Here a
+ * handler's put may link a new ring, and its get may make an upcoming pool's
+ * first use, which allocate — <gcpool.h> says so — and cannot deadlock: these
+ * threads allocate nothing outside the library, and the library's own
+ * allocations make a handler's call act as an empty pool's.  Races are still
+ * reported. */
 #if defined(__SANITIZE_THREAD__) || defined(GCPOOL_FASTPATH_TSAN_)
 const char *__tsan_default_options(void);
 const char *__tsan_default_options(void)
@@ -92,19 +93,27 @@ static void give(gcpool_t *p, struct object *o)
 
 /* ---- the handler -------------------------------------------------------------------- */
 
-static gcpool_t *common;                     /* every thread's, for the run */
-static _Thread_local gcpool_t *_Atomic mine; /* the worker's pool of the moment, or NULL */
+static gcpool_t *common;                         /* every thread's, for the run */
+static _Thread_local gcpool_t *_Atomic mine;     /* the worker's pool of the moment */
+static _Thread_local gcpool_t *_Atomic upcoming; /* the one it is setting up, or NULL */
 static _Atomic long handled;
 
+/* Two objects from the common pool, so that the second comes from past the
+ * private slot (the chain, under the local's pin), and one from each of the
+ * worker's pools, the upcoming one perhaps in the middle of its first use. */
 static void on_signal(int sig)
 {
     (void)sig;
     int saved = errno;
-    gcpool_t *p = atomic_load(&mine); /* this worker's pool, set up already */
-    struct object *a = take(common), *b = p ? take(p) : NULL;
+    gcpool_t *p = atomic_load(&mine), *q = atomic_load(&upcoming);
+    struct object *a = take(common), *b = take(common);
+    struct object *c = p ? take(p) : NULL, *d = q ? take(q) : NULL;
     give(common, a);
+    give(common, b);
     if (p)
-        give(p, b);
+        give(p, c);
+    if (q)
+        give(q, d);
     atomic_fetch_add(&handled, 1);
     errno = saved;
 }
@@ -122,12 +131,16 @@ static gcpool_t *new_pool(void)
 }
 
 /* A new pool's first use: its arrays are allocated under its lock, which a
- * handler interrupting it must not wait for.  (The handler itself never
- * makes a first use: that allocates, and <gcpool.h> says so.) */
+ * handler interrupting it (and using that very pool) must not wait for.  A
+ * handler may even come first and make the first use itself: that allocates,
+ * so <gcpool.h> does not call it async-signal-safe, but it must not hang, and
+ * cannot deadlock here (nothing else on these threads calls malloc). */
 static gcpool_t *new_pool_used(void)
 {
     gcpool_t *p = new_pool();
+    atomic_store(&upcoming, p);
     give(p, take(p));
+    atomic_store(&upcoming, NULL);
     return p;
 }
 

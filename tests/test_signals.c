@@ -23,7 +23,8 @@
  * allocations make a handler's call act as an empty pool's.  Races are still
  * reported. */
 #if defined(__SANITIZE_THREAD__) || defined(GCPOOL_FASTPATH_TSAN_)
-const char *__tsan_default_options(void);
+/* Default visibility: the runtime finds it in the executable's dynamic symbols. */
+__attribute__((visibility("default"))) const char *__tsan_default_options(void);
 const char *__tsan_default_options(void)
 {
     return "report_signal_unsafe=0";

@@ -70,7 +70,7 @@ check() {
 # tests; hangs under CK_FORK=no).  Not helgrind nor drd: they know pthread
 # locks but neither C11 atomics nor our futex locks, so they flag every
 # lock-free ring and pin (ThreadSanitizer, above, understands both).
-valgrind_suites=(test_conservation test_sync test_debug test_threads test_fork test_ring
+valgrind_suites=(test_conservation test_sync test_debug test_threads test_fork test_ring test_reentry test_signals
     test_badinput test_env fork:test_topology fork:test_stats fork:test_sim)
 
 # What memcheck must not count: hwloc's own overlapping memcpy when it builds a

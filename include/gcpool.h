@@ -19,6 +19,8 @@
  *
  * Thread safety: every function may be called from any thread at any time,
  * except gcpool_destroy, whose caller guarantees no concurrent use of that pool.
+ * From inside free_fn and new_fn, and from signal handlers, see "Re-entrant
+ * calls" at the end: no call waits for what its own thread holds.
  */
 #ifndef GCPOOL_H
 #define GCPOOL_H
@@ -57,14 +59,16 @@ typedef struct gcpool_options {
 
 /* opts NULL: all defaults.  Returns NULL with errno set on failure (ENOMEM). */
 GCPOOL_API gcpool_t *gcpool_create(const gcpool_options_t *opts);
-/* The caller guarantees no concurrent use of the pool; cached objects go to free_fn. */
+/* The caller guarantees no concurrent use of the pool; cached objects go to free_fn.
+ * Refused (EDEADLK) from inside a call of that same pool: see "Re-entrant calls". */
 GCPOOL_API void gcpool_destroy(gcpool_t *pool);
 /* A cached object, else new_fn(arg), else NULL.  NULL pool: NULL with errno EINVAL. */
 GCPOOL_API void *gcpool_get(gcpool_t *pool);
 /* Caches obj.  obj NULL: ignored.  NULL pool: errno EINVAL, obj untouched. */
 GCPOOL_API void gcpool_put(gcpool_t *pool, void *obj);
 
-/* Runs one cleanup cycle now, exactly as a collection does. */
+/* Runs one cleanup cycle now, exactly as a collection does.  From free_fn during
+ * a cycle's drain: deferred to the end of that drain (see "Re-entrant calls"). */
 GCPOOL_API void gcpool_collect(void);
 /* Cleanup cycles run so far, whatever their source. */
 GCPOOL_API uint64_t gcpool_cycles(void);
@@ -106,6 +110,68 @@ GCPOOL_API void gcpool_stats_print(FILE *out, int flags);
 
 /* "0.1.0" */
 GCPOOL_API const char *gcpool_version(void);
+
+/* Re-entrant calls.  A pool calls new_fn and free_fn from inside its own calls
+ * (a get that misses, a cycle's drain, gcpool_destroy, a put that drops), and a
+ * signal handler may interrupt any call.  No call made from there waits for
+ * what its own thread holds: each function works, is deferred, or is refused
+ * with errno EDEADLK and one line on stderr.  It never hangs.
+ *
+ * From free_fn or new_fn:
+ *   gcpool_get, gcpool_put   work, on any pool.  On the pool being destroyed
+ *                            (from its free_fn during gcpool_destroy) they find it
+ *                            empty: a get calls new_fn, a put hands the object to
+ *                            free_fn at once (counted as a miss; a put and a drop).
+ *   gcpool_create            works.
+ *   gcpool_destroy           works for another pool.  Refused (EDEADLK) for a pool
+ *                            this thread is inside a call of, which still uses it:
+ *                            the pool whose free_fn or new_fn this is, the pool
+ *                            being destroyed, or a pool whose get or put ran the
+ *                            drain that called this free_fn.  Destroy it once that
+ *                            call has returned.
+ *   gcpool_collect           deferred during a cycle's drain (free_fn called by a
+ *                            cycle, or new_fn of a get made from one): the cycle
+ *                            runs when the drain ends, in this thread, before the
+ *                            call that drained returns; several calls make one
+ *                            cycle.  Elsewhere (during gcpool_destroy, in new_fn
+ *                            of an ordinary get) it works.
+ *   gcpool_cycles, gcpool_version, gcpool_read_stats, gcpool_stats_print   work.
+ *   <gcpool/buf.h>           every function works; gcpool_bufpool_destroy is
+ *                            refused, as gcpool_destroy, for a buffer pool whose
+ *                            get or put ran the callback.
+ *
+ * From a signal handler that interrupted a gcpool call on its own thread (the
+ * library knows, the handler need not):
+ *   gcpool_get, gcpool_put   work, touching nothing the interrupted call may hold
+ *                            (a lock, an allocation in progress): the pool acts as
+ *                            an empty one — a get calls new_fn, a put hands the
+ *                            object to free_fn at once — counted as a miss, or as
+ *                            a put and a drop.  Checked mode does not track them.
+ *   gcpool_collect           deferred if the interrupted call was draining (as
+ *                            above), else refused (EDEADLK).
+ *   gcpool_create, gcpool_destroy, gcpool_stats_print, gcpool_bufpool_create,
+ *   gcpool_bufpool_destroy, gcpool_buf_get, gcpool_buf_put   refused (EDEADLK):
+ *                            they allocate, free or take locks; a refused get
+ *                            returns NULL, a refused put leaves the buffer to the
+ *                            caller.
+ *   gcpool_cycles, gcpool_version, gcpool_read_stats, gcpool_bufpool_read_stats
+ *                            work.
+ * A handler that interrupted anything else makes ordinary calls.
+ *
+ * Async-signal-safety (what POSIX allows in a handler).  gcpool_cycles,
+ * gcpool_version and gcpool_read_stats are: they only load.  gcpool_get and
+ * gcpool_put are when new_fn and free_fn are, checked mode is off, and the
+ * pool's first use (its first get or put, which allocates) was made outside
+ * handlers — with one exception: a put that finds this CPU's private slot and
+ * every ring of its chain full links a new ring, allocated with malloc (with
+ * GC_MALLOC under Boehm); if the handler interrupted malloc (or the collector)
+ * outside gcpool, that allocation is not safe.  A handler that puts back only
+ * what it got reaches it only if another thread on its CPU fills the slot and
+ * the rings meanwhile.  The rest allocate, free or lock and are not
+ * async-signal-safe: create, destroy, collect, stats_print, and every buffer
+ * pool function but gcpool_bufpool_read_stats (buffers come from malloc or the
+ * collector).  fork from a handler that interrupted a gcpool call waits for
+ * the locks that call holds (fork's handlers take them all): do not. */
 
 /* gcpool_get and gcpool_put inline their hit path where they can (x86-64
  * Linux; GCPOOL_NO_INLINE turns it off): see gcpool/fastpath.h. */

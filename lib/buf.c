@@ -42,9 +42,11 @@
 
 #include <gc/gc.h>
 
+#include "debug.h"
 #include "env.h"
 #include "glue.h"
 #include "pin.h"
+#include "reentry.h"
 #include "topology.h"
 
 /* Class limits as the environment table declares them (lib/env.c). */
@@ -103,6 +105,8 @@ struct gcpool_bufpool {
     unsigned nclasses;
     bool zero;
     bool boehm;
+    bool destroyed;           /* checked mode: a destroyed buffer pool's kept handle */
+    char *name;               /* the class pools' prefix, for checked mode's reports */
     const struct gcp_topology *topo; /* never freed: the stripe of the current CPU */
     char *stripes;            /* topo->nlocals stripes of stripe_size bytes */
     size_t stripe_size;
@@ -135,24 +139,50 @@ static inline struct stripe_class *stripe(gcpool_bufpool_t *bp, unsigned k)
     return (struct stripe_class *)(bp->stripes + (size_t)l * bp->stripe_size) + k;
 }
 
+/* Buffers are allocated and freed in busy sections (reentry.h): a signal
+ * handler that interrupted one is refused rather than allocate in turn. */
 static void *class_new(void *arg)
 {
     const struct buf_class *c = arg;
-    return c->boehm ? gcp_buf_gc_alloc(c->size) : gcp_buf_sys_alloc(c->size);
+    gcp_busy_enter();
+    void *buf = c->boehm ? gcp_buf_gc_alloc(c->size) : gcp_buf_sys_alloc(c->size);
+    gcp_busy_leave();
+    return buf;
+}
+
+static void sys_free(void *buf)
+{
+    gcp_busy_enter();
+    gcp_buf_sys_free(buf);
+    gcp_busy_leave();
 }
 
 /* sim only: Boehm's class pools have no free_fn. */
 static void class_free(void *buf, void *arg)
 {
     (void)arg;
-    gcp_buf_sys_free(buf);
+    sys_free(buf);
 }
 
 /* A buffer that is not pooled: see the top of this file. */
 static void release(const gcpool_bufpool_t *bp, void *buf)
 {
+    if (gcp_debug)
+        gcp_debug_buf_released(buf);
     if (!bp->boehm)
-        gcp_buf_sys_free(buf);
+        sys_free(buf);
+}
+
+/* A signal handler that interrupted a gcpool call of its own thread: a buffer
+ * pool's get and put may allocate or free (a miss, a release), which that
+ * thread may be doing.  Refused; the caller keeps what it has. */
+static bool refused(const char *call)
+{
+    if (!gcp_reentered())
+        return false;
+    gcp_refuse(call, "called from a signal handler that interrupted a gcpool call on this thread "
+                     "(buffers are allocated and freed with malloc or the collector)");
+    return true;
 }
 
 /* Chooses the classes: explicit options win; a bound from the environment
@@ -176,8 +206,34 @@ static bool choose_bounds(const gcpool_bufpool_options_t *o, size_t *min, size_t
     return true;
 }
 
+/* The class pools and the stripes: everything but the struct and its name. */
+static void release_all(gcpool_bufpool_t *bp)
+{
+    for (unsigned k = 0; k < bp->nclasses; k++)
+        if (bp->classes[k].pool)
+            gcpool_destroy(bp->classes[k].pool); /* sim: free_fn frees what is cached */
+    gcp_busy_enter();
+    free(bp->stripes);
+    gcp_busy_leave();
+    bp->stripes = NULL;
+}
+
+static void free_shell(void *shell)
+{
+    gcpool_bufpool_t *bp = shell;
+    gcp_busy_enter();
+    free(bp->name);
+    free(bp);
+    gcp_busy_leave();
+}
+
+static bool set_up(gcpool_bufpool_t *bp, const gcpool_bufpool_options_t *opts, size_t min,
+                   size_t max);
+
 gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
 {
+    if (refused("gcpool_bufpool_create"))
+        return NULL;
     gcpool_bufpool_options_t defaults = {0};
     if (!opts)
         opts = &defaults;
@@ -186,11 +242,26 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
         errno = EINVAL;
         return NULL;
     }
+    /* Allocations: a busy section (reentry.h); the class pools are made
+     * without gcpool_create's re-entry check, which would see it. */
+    gcp_busy_enter();
     gcpool_bufpool_t *bp = aligned_alloc(_Alignof(gcpool_bufpool_t), sizeof *bp);
-    if (!bp) {
-        errno = ENOMEM;
-        return NULL;
+    bool ok = bp && set_up(bp, opts, min, max);
+    gcp_busy_leave();
+    if (ok)
+        return bp;
+    if (bp) {
+        release_all(bp);
+        free_shell(bp);
     }
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* Everything but the struct; false when out of memory (bp half set up). */
+static bool set_up(gcpool_bufpool_t *bp, const gcpool_bufpool_options_t *opts, size_t min,
+                   size_t max)
+{
     memset(bp, 0, sizeof *bp);
     bp->min = min;
     bp->max = max;
@@ -208,10 +279,12 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
     size_t stripes_size = (size_t)bp->topo->nlocals * bp->stripe_size;
     bp->stripes = aligned_alloc(align, stripes_size);
     if (!bp->stripes)
-        goto fail;
+        return false;
     memset(bp->stripes, 0, stripes_size);
 
     const char *prefix = opts->name ? opts->name : "buf";
+    if (!(bp->name = strdup(prefix)))
+        return false;
     for (unsigned k = 0; k < bp->nclasses; k++) {
         struct buf_class *c = &bp->classes[k];
         c->size = min << k;
@@ -220,7 +293,7 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
         /* gcpool_create copies the name. */
         char *name = NULL;
         if (asprintf(&name, "%s:%zu", prefix, c->size) < 0)
-            goto fail;
+            return false;
         gcpool_options_t o = {
             .new_fn = class_new,
             .free_fn = bp->boehm ? NULL : class_free,
@@ -228,17 +301,24 @@ gcpool_bufpool_t *gcpool_bufpool_create(const gcpool_bufpool_options_t *opts)
             .name = name,
             .size = c->size, /* checked mode (GCPOOL_DEBUG) poisons cached buffers */
         };
-        c->pool = gcpool_create(&o);
+        c->pool = gcp_pool_create(&o);
         free(name);
         if (!c->pool)
-            goto fail;
+            return false;
     }
-    return bp;
+    return true;
+}
 
-fail:
-    gcpool_bufpool_destroy(bp);
-    errno = ENOMEM;
-    return NULL;
+/* Checked mode: reports a call through a destroyed buffer pool's kept handle;
+ * true when bp is one (the caller then returns with EINVAL). */
+static bool destroyed(gcpool_bufpool_t *bp, const char *call, const char *outcome)
+{
+    if (!gcp_debug || !bp->destroyed)
+        return false;
+    gcp_warn("gcpool: checked mode: %s: buffer pool \"%s\" (%p) was destroyed; %s", call, bp->name,
+             (void *)bp, outcome);
+    errno = EINVAL;
+    return true;
 }
 
 void gcpool_bufpool_destroy(gcpool_bufpool_t *bp)
@@ -247,11 +327,28 @@ void gcpool_bufpool_destroy(gcpool_bufpool_t *bp)
         errno = EINVAL;
         return;
     }
-    for (unsigned k = 0; k < bp->nclasses; k++)
-        if (bp->classes[k].pool)
-            gcpool_destroy(bp->classes[k].pool); /* sim: free_fn frees what is cached */
-    free(bp->stripes);
-    free(bp);
+    if (destroyed(bp, "gcpool_bufpool_destroy", "ignored (EINVAL)") ||
+        refused("gcpool_bufpool_destroy"))
+        return;
+    /* All or nothing: refused while this thread is inside a call of one of
+     * its class pools (gcpool_destroy would refuse that one alone). */
+    for (unsigned k = 0; k < bp->nclasses; k++) {
+        if (bp->classes[k].pool && gcp_in_call_of(bp->classes[k].pool)) {
+            char call[96];
+            snprintf(call, sizeof call, "gcpool_bufpool_destroy of buffer pool \"%s\"", bp->name);
+            gcp_refuse(call, "called from inside a get or put of it on this thread, which uses it "
+                             "still: destroy it once that call has returned");
+            return;
+        }
+    }
+    release_all(bp);
+    if (gcp_debug) {
+        /* The handle stays reserved: a later call through it is reported. */
+        bp->destroyed = true;
+        gcp_debug_keep_shell(bp, free_shell);
+        return;
+    }
+    free_shell(bp);
 }
 
 /* Beyond the largest class: allocated for this caller alone, never pooled. */
@@ -259,7 +356,9 @@ static __attribute__((noinline)) void *get_oversize(gcpool_bufpool_t *bp, size_t
                                                     size_t *capacity)
 {
     atomic_fetch_add_explicit(&bp->cold.oversize_gets, 1, memory_order_relaxed);
+    gcp_busy_enter();
     void *buf = bp->boehm ? gcp_buf_gc_alloc(size) : gcp_buf_sys_alloc(size);
+    gcp_busy_leave();
     if (!buf) {
         atomic_fetch_add_explicit(&bp->cold.oversize_failed, 1, memory_order_relaxed);
         errno = ENOMEM;
@@ -268,6 +367,8 @@ static __attribute__((noinline)) void *get_oversize(gcpool_bufpool_t *bp, size_t
     atomic_fetch_add_explicit(&bp->cold.oversize_bytes, size, memory_order_relaxed);
     if (bp->zero)
         memset(buf, 0, size);
+    if (gcp_debug)
+        gcp_debug_buf_out(buf, size);
     if (capacity)
         *capacity = size;
     return buf;
@@ -286,6 +387,10 @@ void *gcpool_buf_get(gcpool_bufpool_t *bp, size_t size, size_t *capacity)
         errno = EINVAL;
         return NULL;
     }
+    if (__builtin_expect(gcp_debug, 0) && destroyed(bp, "gcpool_buf_get", "NULL (EINVAL)"))
+        return NULL;
+    if (__builtin_expect(gcp_reentered(), 0) && refused("gcpool_buf_get"))
+        return NULL;
     unsigned k;
     if (size <= bp->min)
         k = 0; /* size 0 too: a minimum-class buffer */
@@ -302,9 +407,33 @@ void *gcpool_buf_get(gcpool_bufpool_t *bp, size_t size, size_t *capacity)
         atomic_fetch_add_explicit(&stripe(bp, k)->waste, c->size - size, memory_order_relaxed);
     if (bp->zero)
         memset(buf, 0, c->size);
+    if (__builtin_expect(gcp_debug, 0))
+        gcp_debug_buf_out(buf, c->size);
     if (capacity)
         *capacity = c->size;
     return buf;
+}
+
+/* Checked mode: a put of a buffer handed out with less than capacity, put
+ * back twice, or not ours, is reported; false when the put must stop here. */
+static __attribute__((noinline)) bool checked_put(gcpool_bufpool_t *bp, void *buf, size_t capacity)
+{
+    char call[64];
+    snprintf(call, sizeof call, "gcpool_buf_put of buffer %p", buf);
+    if (destroyed(bp, call, "not pooled: the buffer is still the caller's (EINVAL)"))
+        return false;
+    switch (gcp_debug_buf_back(bp->name, buf, capacity)) {
+    case GCP_DEBUG_BUF_POOL:
+        return true;
+    case GCP_DEBUG_BUF_RELEASE:
+        /* Handed out smaller than claimed: no class may cache it, and the
+         * poison must not fill what it does not have.  It is ours: release it. */
+        release(bp, buf);
+        return false;
+    case GCP_DEBUG_BUF_IGNORE:
+        break;
+    }
+    return false;
 }
 
 void gcpool_buf_put(gcpool_bufpool_t *bp, void *buf, size_t capacity)
@@ -314,6 +443,10 @@ void gcpool_buf_put(gcpool_bufpool_t *bp, void *buf, size_t capacity)
         return;
     }
     if (__builtin_expect(!buf, 0))
+        return;
+    if (__builtin_expect(gcp_reentered(), 0) && refused("gcpool_buf_put"))
+        return;
+    if (__builtin_expect(gcp_debug, 0) && !checked_put(bp, buf, capacity))
         return;
     if (__builtin_expect(capacity < bp->min, 0)) {
         /* It cannot serve the smallest request of any class. */
@@ -344,6 +477,8 @@ int gcpool_bufpool_read_stats(gcpool_bufpool_t *bp, gcpool_bufpool_stats_t *out)
         errno = EINVAL;
         return -1;
     }
+    if (destroyed(bp, "gcpool_bufpool_read_stats", "-1 (EINVAL)"))
+        return -1;
     memset(out, 0, sizeof *out);
     out->min_size = bp->min;
     out->max_size = bp->max;

@@ -12,8 +12,13 @@
  *                   allocation lock within it (the collector holds only that
  *                   one when it calls us, and never waits for ours);
  *   a local's pin   taken by drains for the private slots.
- * free_fn is called with drain_mutex held and nothing else: it may get and put,
- * but must not call gcpool_collect or gcpool_destroy.
+ * free_fn is called with drain_mutex held and nothing else (reentry.h records
+ * which thread holds it).  So from free_fn a get or put works (its slow paths
+ * only try drain_mutex), gcpool_collect is deferred to the end of the drain
+ * that called free_fn, and a report or a gcpool_destroy walks or leaves the
+ * registry without taking drain_mutex again: the drain is paused inside
+ * free_fn, between two of its steps, and neither disturbs it (gcpool_destroy
+ * refuses the pool whose objects the drain is handing out, reentry.h).
  */
 #include "cycle.h"
 
@@ -26,6 +31,7 @@
 #include "glue.h"
 #include "mem.h"
 #include "pin.h"
+#include "reentry.h"
 #include "stats.h"
 
 static struct gcpool *_Atomic registry; /* newest first */
@@ -85,11 +91,13 @@ enum gcp_source gcp_glue_refresh(void)
     enum gcp_source s = gcp_glue_source();
     if (s != GCP_SOURCE_SIM || !source_auto || !GC_is_init_called())
         return s;
+    gcp_busy_enter(); /* a library mutex (reentry.h) */
     pthread_mutex_lock(&registry_mutex);
     if (atomic_load_explicit(&source, memory_order_relaxed) == GCP_SOURCE_SIM)
         bind_to_boehm();
     s = atomic_load_explicit(&source, memory_order_relaxed);
     pthread_mutex_unlock(&registry_mutex);
+    gcp_busy_leave();
     return s;
 }
 
@@ -119,6 +127,7 @@ void gcp_glue_locked(void (*fn)(void *), void *arg)
     /* registry_mutex always: the fork handlers hold it to keep the registry
      * still.  Under Boehm the collector's lock too, since the collector's
      * callback walks the registry holding only that one. */
+    gcp_busy_enter();
     pthread_mutex_lock(&registry_mutex);
     if (gcp_glue_source() == GCP_SOURCE_BOEHM) {
         struct locked_call call = {fn, arg};
@@ -127,6 +136,54 @@ void gcp_glue_locked(void (*fn)(void *), void *arg)
         fn(arg);
     }
     pthread_mutex_unlock(&registry_mutex);
+    gcp_busy_leave();
+}
+
+/* ---- drain_mutex, and who holds it ------------------------------------------ */
+
+static void run_cycle(void);
+
+/* drain_held changes inside a busy section (reentry.h), so that a signal
+ * handler never sees the mutex ours and drain_held false. */
+static void drain_lock(void)
+{
+    gcp_busy_enter();
+    pthread_mutex_lock(&drain_mutex);
+    gcp_self.drain_held = true;
+    gcp_busy_leave();
+}
+
+static bool drain_trylock(void)
+{
+    gcp_busy_enter();
+    bool got = pthread_mutex_trylock(&drain_mutex) == 0;
+    if (got)
+        gcp_self.drain_held = true;
+    gcp_busy_leave();
+    return got;
+}
+
+static void drain_unlock(void)
+{
+    /* A gcpool_collect that a free_fn called during our drains runs now, in
+     * this thread, before the call that drained returns.  Several calls make
+     * one cycle; a cycle whose drain calls gcpool_collect again makes another.
+     * drain_held is cleared before the last look, inside a busy section: a
+     * signal handler's gcpool_collect either comes before it (deferred, and
+     * seen) or after (refused), never lost in between. */
+    for (;;) {
+        gcp_busy_enter();
+        gcp_self.drain_held = false;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (!gcp_self.cycle_deferred)
+            break;
+        gcp_self.drain_held = true;
+        gcp_busy_leave();
+        gcp_self.cycle_deferred = false;
+        run_cycle();
+    }
+    pthread_mutex_unlock(&drain_mutex);
+    gcp_busy_leave();
 }
 
 /* ---- the registry ---------------------------------------------------------- */
@@ -160,20 +217,29 @@ void gcp_cycle_register(struct gcpool *p)
 
 void gcp_cycle_unregister(struct gcpool *p)
 {
-    pthread_mutex_lock(&drain_mutex);
+    /* Held already: a free_fn destroys a pool during a drain of this thread,
+     * which will read the next link of the pool it is at only once free_fn
+     * returns, and never reach p again. */
+    bool mine = !gcp_self.drain_held;
+    if (mine)
+        drain_lock();
     gcp_glue_locked(unlink_pool, p);
-    pthread_mutex_unlock(&drain_mutex);
+    if (mine)
+        drain_unlock();
 }
 
 void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg)
 {
-    pthread_mutex_lock(&drain_mutex);
+    bool mine = !gcp_self.drain_held; /* held: a report from free_fn, see the top */
+    if (mine)
+        drain_lock();
     /* Pools leave the registry only under drain_mutex, and join at its head,
      * so this walk needs no other lock.  Acquire: pairs with link_pool. */
     for (struct gcpool *p = atomic_load_explicit(&registry, memory_order_acquire); p;
          p = atomic_load_explicit(&p->next_pool, memory_order_acquire))
         fn(p, arg);
-    pthread_mutex_unlock(&drain_mutex);
+    if (mine)
+        drain_unlock();
 }
 
 /* ---- the cycle ------------------------------------------------------------- */
@@ -210,6 +276,12 @@ static void drop_or_defer(struct gcpool *p, bool in_collector)
          * very collection reclaim the objects. */
         atomic_store_explicit(&p->last_dropped, gcp_pool_drain(p, drp, GCP_DRAIN_NO_WAIT),
                               memory_order_relaxed);
+        /* Checked mode's held random drops are released outside the collector
+         * (their nodes are GC_FREE'd): by the next drain.  Relaxed: as below. */
+        if (atomic_load_explicit(&p->debug_held, memory_order_relaxed)) {
+            atomic_store_explicit(&p->drain_pending, 1, memory_order_relaxed);
+            atomic_store_explicit(&drains_pending, true, memory_order_relaxed);
+        }
     } else {
         /* free_fn may allocate, which would deadlock inside the collector (and
          * outside it runs after the registry lock is released): the drop waits
@@ -246,12 +318,19 @@ static void drain_one(struct gcpool *p, void *unused)
 {
     (void)unused;
     if (atomic_exchange_explicit(&p->drain_pending, 0, memory_order_relaxed)) {
+        /* In a frame of p: nothing this thread runs meanwhile (free_fn, a
+         * signal handler) may destroy the pool this drain walks. */
+        struct gcp_frame f;
+        gcp_frame_enter(&f, p);
         uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), 0);
         atomic_store_explicit(&p->last_dropped, n, memory_order_relaxed);
+        gcp_pool_release_held(p); /* checked mode's random drops, with the cycle's */
+        gcp_frame_leave(&f);
     }
 }
 
-/* drain_mutex held. */
+/* drain_mutex held.  free_fn may destroy other pools meanwhile (never p, the
+ * one being drained): p's next link is read after drain_one returns. */
 static void drain_pending_locked(void)
 {
     atomic_store_explicit(&drains_pending, false, memory_order_relaxed);
@@ -262,20 +341,23 @@ static void drain_pending_locked(void)
 
 void gcp_cycle_drain_pending(void)
 {
-    /* Relaxed: a late view only defers the drops to a later slow path. */
-    if (!atomic_load_explicit(&drains_pending, memory_order_relaxed))
+    /* Relaxed: a late view only defers the drops to a later slow path.  Held
+     * by this thread: a free_fn's get or put, inside the drain already. */
+    if (!atomic_load_explicit(&drains_pending, memory_order_relaxed) || gcp_self.drain_held)
         return;
-    /* trylock: a free_fn that misses its pool lands here, and must not wait for
-     * the drain that called it. */
-    if (pthread_mutex_trylock(&drain_mutex) == 0) {
+    /* trylock: never wait for another thread's drain on a get or put. */
+    if (drain_trylock()) {
         drain_pending_locked();
-        pthread_mutex_unlock(&drain_mutex);
+        drain_unlock();
     }
 }
 
 void gcp_cycle_in_collector(void)
 {
+    /* The collector's lock is this thread's: a handler must not allocate. */
+    gcp_busy_enter();
     rotate_all((void *)1);
+    gcp_busy_leave();
 }
 
 /* Under Boehm gcp_glue_locked holds the allocation lock, as a collection
@@ -297,16 +379,28 @@ static void run_cycle(void)
 
 void gcpool_collect(void)
 {
-    pthread_mutex_lock(&drain_mutex);
+    if (gcp_self.drain_held) {
+        /* From free_fn during a drain (or a signal handler that interrupted
+         * one): the cycle would rotate the arrays that drain walks.  It runs
+         * when the drain ends (drain_unlock). */
+        gcp_self.cycle_deferred = true;
+        return;
+    }
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_collect", "called from a signal handler that interrupted a gcpool call "
+                                     "on this thread, whose locks a cycle needs");
+        return;
+    }
+    drain_lock();
     run_cycle();
-    pthread_mutex_unlock(&drain_mutex);
+    drain_unlock();
 }
 
 void gcp_cycle_try(void)
 {
-    if (pthread_mutex_trylock(&drain_mutex) == 0) {
+    if (!gcp_self.drain_held && drain_trylock()) {
         run_cycle();
-        pthread_mutex_unlock(&drain_mutex);
+        drain_unlock();
     }
 }
 
@@ -343,9 +437,17 @@ static void each_lock(bool lock)
     }
 }
 
+/* A fork from inside free_fn finds drain_mutex its own already.  Per thread:
+ * the three handlers run in the forking thread, and two threads may fork. */
+static __thread bool fork_took_drain;
+
 static void fork_prepare(void)
 {
-    pthread_mutex_lock(&drain_mutex);
+    /* (A fork from a signal handler that interrupted a pool call would wait
+     * here for the pins its own thread holds: gcpool.h says so.) */
+    fork_took_drain = !gcp_self.drain_held;
+    if (fork_took_drain)
+        pthread_mutex_lock(&drain_mutex);
     pthread_mutex_lock(&registry_mutex);
     each_lock(true);
 }
@@ -354,7 +456,8 @@ static void fork_parent(void)
 {
     each_lock(false);
     pthread_mutex_unlock(&registry_mutex);
-    pthread_mutex_unlock(&drain_mutex);
+    if (fork_took_drain)
+        pthread_mutex_unlock(&drain_mutex);
 }
 
 static void fork_child(void)

@@ -1,13 +1,20 @@
 /* Checked mode (GCPOOL_DEBUG=1): see debug.h for what it checks.
  *
- * What is cached: one set of (pool, object) pairs for all pools, split into
- * SHARDS independent open-addressing hash tables, each under its own mutex, so
- * that threads working on different objects seldom wait for each other.  An
- * object is in the set from the moment a put decides to cache it until it
+ * What the pools hold: one set of (pool, object) pairs for all pools, split
+ * into SHARDS independent open-addressing hash tables, each under its own
+ * mutex, so that threads working on different objects seldom wait for each
+ * other.  An object is in the set from the moment a put accepts it until it
  * leaves the pool: a get returns it (gcp_debug_get) or the pool drops it
  * (gcp_debug_dropped).  The put hook runs before the object is cached and the
  * get hook after it was taken, so for a correctly used object the set is never
  * behind the pool; a put that finds its object in the set is a double put.
+ *
+ * A random drop is one more way to hold an object: the put accepts it into
+ * the set but, instead of caching it, keeps it on the pool's held list, out
+ * of the gets' reach, until the next drain (or GCP_DEBUG_HELD_MAX of them, or
+ * destroy) hands it to free_fn.  Handing it over at once would leave no trace
+ * of it, and a second put of the same object would be taken for a new one:
+ * cached, and dropped to free_fn a second time.
  *
  * Poison: for pools that know their objects' size, the put copies the object
  * aside and fills it with POISON; the get (or the drop) checks the pattern,
@@ -44,6 +51,7 @@
 
 #include "env.h"
 #include "mem.h"
+#include "reentry.h"
 
 /* A power of two.  Few enough that fork_prepare, which holds them all at once,
  * stays under ThreadSanitizer's limit of 64 locks held by one thread. */
@@ -53,11 +61,19 @@
 bool gcp_debug;
 
 struct entry {
-    struct gcpool *pool;
+    struct gcpool *pool; /* or BUFFERS: a buffer a buffer pool handed out */
     void *obj;   /* NULL: an empty slot */
     void *saved; /* the object's bytes as put, or NULL (size unknown, or no memory) */
     unsigned gen; /* fork_generation when added */
+    /* BUFFERS entries: the capacity the buffer was handed out with, and
+     * whether it was put back since. */
+    size_t capacity;
+    bool back;
 };
+
+/* The key of buffers' entries (gcp_debug_buf_*): an address no pool has. */
+static char buffers_key;
+#define BUFFERS ((struct gcpool *)&buffers_key)
 
 struct shard {
     pthread_mutex_t lock;
@@ -122,22 +138,23 @@ static size_t find(const struct shard *s, const struct gcpool *p, const void *ob
     }
 }
 
-static void place(struct shard *s, struct entry e)
+static struct entry *place(struct shard *s, struct entry e)
 {
     size_t i = home(s, hash(e.pool, e.obj));
     while (s->tab[i].obj)
         i = (i + 1) & (s->cap - 1);
     s->tab[i] = e;
+    return &s->tab[i];
 }
 
-/* Adds (p, obj), known absent.  Shard lock held; false when out of memory. */
-static bool insert(struct shard *s, struct gcpool *p, void *obj)
+/* Adds (p, obj), known absent.  Shard lock held; NULL when out of memory. */
+static struct entry *insert(struct shard *s, struct gcpool *p, void *obj)
 {
     if ((s->n + 1) * 2 > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
         struct entry *old = s->tab, *tab = calloc(cap, sizeof *tab);
         if (!tab)
-            return false;
+            return NULL;
         size_t old_cap = s->cap;
         s->tab = tab;
         s->cap = cap;
@@ -146,9 +163,8 @@ static bool insert(struct shard *s, struct gcpool *p, void *obj)
                 place(s, old[i]);
         free(old);
     }
-    place(s, (struct entry){p, obj, NULL, fork_generation});
     s->n++;
-    return true;
+    return place(s, (struct entry){.pool = p, .obj = obj, .gen = fork_generation});
 }
 
 /* Empties slot i, shifting later entries of its probe run back (no tombstones,
@@ -217,14 +233,6 @@ static void bury_dead(void)
 
 /* ---- reports ----------------------------------------------------------------- */
 
-static const char *pool_name(const struct gcpool *p, char *buf, size_t len)
-{
-    if (p->name)
-        return p->name;
-    snprintf(buf, len, "pool#%u", p->index);
-    return buf;
-}
-
 /* Checks the poison of obj, reports a write after put, and puts the object's
  * bytes back as they were put.  Outside any lock (only the caller owns obj). */
 static void check_and_restore(struct gcpool *p, void *obj, const void *saved, const char *when)
@@ -241,7 +249,7 @@ static void check_and_restore(struct gcpool *p, void *obj, const void *saved, co
         char buf[32];
         gcp_warn("gcpool: checked mode: pool \"%s\": write after put to object %p at offset %zu "
                "(%zu of %zu bytes changed; found %s)",
-               pool_name(p, buf, sizeof buf), obj, first, changed, p->obj_size, when);
+               gcp_pool_name(p, buf, sizeof buf), obj, first, changed, p->obj_size, when);
     }
     memcpy(obj, saved, p->obj_size);
 }
@@ -276,55 +284,121 @@ static bool drop_at_random(void)
     return (x * 0x2545F4914F6CDD1DULL >> 32) % one_in == 0;
 }
 
-enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
+/* A random drop's object, held for p until the next drain (a Treiber stack:
+ * pushes by CAS, and only gcp_debug_release_held takes, all at once, so no
+ * ABA).  Under Boehm the node is collector memory that the collector scans:
+ * an object the pool holds stays alive, so its address cannot come back as a
+ * new object and be taken for a double put. */
+struct gcp_debug_held {
+    struct gcp_debug_held *next;
+    void *obj;
+};
+
+/* Collector memory when obj is the collector's, as its copy (copy_alloc):
+ * the node is then what keeps obj alive. */
+static struct gcp_debug_held *held_alloc(const void *obj)
+{
+    return gcp_mem_is_collectors(obj) ? GC_MALLOC_UNCOLLECTABLE(sizeof(struct gcp_debug_held))
+                                      : malloc(sizeof(struct gcp_debug_held));
+}
+
+static void held_free(struct gcp_debug_held *h)
+{
+    if (gcp_mem_is_collectors(h))
+        GC_FREE(h); /* never inside the collector: releases run in user threads */
+    else
+        free(h);
+}
+
+/* Returns the number of objects p holds now, this one included. */
+static unsigned hold(struct gcpool *p, struct gcp_debug_held *h, void *obj)
+{
+    h->obj = obj;
+    h->next = atomic_load_explicit(&p->debug_held, memory_order_relaxed);
+    /* Release: the releaser's acquire exchange sees the node's fields. */
+    while (!atomic_compare_exchange_weak_explicit(&p->debug_held, &h->next, h, memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    /* Relaxed: a count for the bound only; the list is what hands objects over. */
+    return atomic_fetch_add_explicit(&p->debug_held_n, 1, memory_order_relaxed) + 1;
+}
+
+static enum gcp_debug_verdict put_hook(struct gcpool *p, void *obj)
 {
     bury_dead();
-    uint64_t h = hash(p, obj);
-    struct shard *s = shard_of(h);
+    /* Drawn first, and allocated outside the shard lock (under Boehm the node
+     * is collector memory, and the collector's callback may need the lock).
+     * A dropped object is not handed to free_fn now: it stays in the set,
+     * held, until the next drain, so that a second put of it is still a put
+     * of an object the pool holds (and it reaches free_fn once). */
+    struct gcp_debug_held *h = !p->destroying && drop_at_random() ? held_alloc(obj) : NULL;
+    uint64_t hsh = hash(p, obj);
+    struct shard *s = shard_of(hsh);
     pthread_mutex_lock(&s->lock);
-    if (find(s, p, obj, h) != s->cap) {
+    if (find(s, p, obj, hsh) != s->cap) {
         pthread_mutex_unlock(&s->lock);
+        if (h)
+            held_free(h);
         char buf[32];
         gcp_warn("gcpool: checked mode: pool \"%s\": put of object %p, which the pool already caches "
                "(double put); ignored",
-               pool_name(p, buf, sizeof buf), obj);
+               gcp_pool_name(p, buf, sizeof buf), obj);
         return GCP_DEBUG_IGNORE;
     }
-    if (drop_at_random()) {
-        pthread_mutex_unlock(&s->lock);
-        return GCP_DEBUG_DROP;
-    }
-    /* In the set before it is cached, and before it is poisoned: a racing
-     * second put of the same object (a misuse) then finds it and is ignored. */
-    bool tracked = insert(s, p, obj);
+    /* In the set before it is cached or held, and before it is poisoned: a
+     * racing second put of the same object (a misuse) then finds it. */
+    bool tracked = insert(s, p, obj) != NULL;
     pthread_mutex_unlock(&s->lock);
     if (!tracked) {
         if (!atomic_exchange_explicit(&out_of_memory_said, true, memory_order_relaxed))
             gcp_warn("gcpool: checked mode: out of memory; some objects are not checked");
+        if (h)
+            held_free(h); /* untracked, it could not be told from a new object: cache it */
         return GCP_DEBUG_CACHE;
     }
-    if (!p->obj_size)
-        return GCP_DEBUG_CACHE;
+    void *saved = NULL;
     /* Copy and poison outside the lock: the copy may come from the collector,
      * whose callback may need this shard's lock. */
-    void *saved = copy_alloc(obj, p->obj_size);
-    if (!saved)
-        return GCP_DEBUG_CACHE; /* tracked, not poisoned */
-    memcpy(saved, obj, p->obj_size);
-    memset(obj, POISON, p->obj_size);
-    pthread_mutex_lock(&s->lock);
-    /* Still there: the object is not cached yet, so no get or drop can have
-     * removed it; only a destroy racing with this put (a misuse) could. */
-    size_t i = find(s, p, obj, h);
-    bool found = i != s->cap;
-    if (found)
-        s->tab[i].saved = saved;
-    pthread_mutex_unlock(&s->lock);
-    if (!found) {
-        memcpy(obj, saved, p->obj_size);
-        copy_free(saved);
+    if (p->obj_size && (saved = copy_alloc(obj, p->obj_size))) {
+        memcpy(saved, obj, p->obj_size);
+        memset(obj, POISON, p->obj_size);
+        pthread_mutex_lock(&s->lock);
+        /* Still there: the object is neither cached nor held yet, so no get or
+         * drop can have removed it; only a destroy racing with this put (a
+         * misuse) could. */
+        size_t i = find(s, p, obj, hsh);
+        bool found = i != s->cap;
+        if (found)
+            s->tab[i].saved = saved;
+        pthread_mutex_unlock(&s->lock);
+        if (!found) {
+            memcpy(obj, saved, p->obj_size);
+            copy_free(saved);
+        }
     }
-    return GCP_DEBUG_CACHE;
+    if (!h)
+        return GCP_DEBUG_CACHE;
+    /* Last, once poisoned: from here a drain may hand it to free_fn. */
+    return hold(p, h, obj) >= GCP_DEBUG_HELD_MAX ? GCP_DEBUG_HELD_FULL : GCP_DEBUG_HELD;
+}
+
+uint64_t gcp_debug_release_held(struct gcpool *p, void (*fn)(void *obj, void *pool))
+{
+    /* Acquire: pairs with hold's release, so the nodes are seen whole. */
+    struct gcp_debug_held *h = atomic_exchange_explicit(&p->debug_held, NULL, memory_order_acquire);
+    uint64_t n = 0;
+    while (h) {
+        struct gcp_debug_held *next = h->next;
+        void *obj = h->obj;
+        gcp_busy_enter();
+        held_free(h);
+        gcp_busy_leave();
+        fn(obj, p); /* gcp_debug_dropped: out of the set, poison checked, then free_fn */
+        n++;
+        h = next;
+    }
+    atomic_fetch_sub_explicit(&p->debug_held_n, (unsigned)n, memory_order_relaxed);
+    return n;
 }
 
 /* Removes (p, obj) from the set; returns whether it was there, and its copy. */
@@ -342,7 +416,7 @@ static bool forget(struct gcpool *p, void *obj, void **saved)
     return found;
 }
 
-void gcp_debug_get(struct gcpool *p, void *obj)
+static void get_hook(struct gcpool *p, void *obj)
 {
     bury_dead();
     void *saved;
@@ -353,9 +427,12 @@ void gcp_debug_get(struct gcpool *p, void *obj)
     }
 }
 
-void gcp_debug_dropped(struct gcpool *p, void *obj)
+static void dropped_hook(struct gcpool *p, void *obj)
 {
     void *saved;
+    /* A buffer leaves its class pool for good: it is no buffer of ours now. */
+    void *unused;
+    forget(BUFFERS, obj, &unused);
     if (!forget(p, obj, &saved) || !saved)
         return;
     /* free_fn may read the object: it gets it as it was put. */
@@ -372,7 +449,7 @@ void gcp_debug_dropped(struct gcpool *p, void *obj)
     pthread_mutex_unlock(&s->lock);
 }
 
-void gcp_debug_destroyed(struct gcpool *p)
+static void destroyed_hook(struct gcpool *p)
 {
     /* Every object the pool cached left it by a get or a drop (destroy drains
      * all): an entry still here is an object the pool lost, unless it is
@@ -403,7 +480,7 @@ void gcp_debug_destroyed(struct gcpool *p)
         char buf[32];
         gcp_warn("gcpool: checked mode: pool \"%s\" destroyed with %zu cached objects that never "
                "left it (neither got nor dropped)",
-               pool_name(p, buf, sizeof buf), lost);
+               gcp_pool_name(p, buf, sizeof buf), lost);
     }
     while (copies) {
         void *next = *(void **)copies;
@@ -411,6 +488,175 @@ void gcp_debug_destroyed(struct gcpool *p)
         copies = next;
     }
     bury_dead();
+}
+
+/* ---- buffers ---------------------------------------------------------------------
+ * A buffer pool's put trusts the capacity it is given: the class it goes to,
+ * and the poison, which fills that many bytes.  So checked mode remembers, for
+ * every buffer a get hands out, the capacity it said, and checks the put
+ * against it.  The entry lives while the buffer is out or cached: a get sets
+ * it, a put marks it back, and a drop (gcp_debug_dropped) or a release
+ * removes it. */
+
+static void buf_out_hook(void *buf, size_t capacity)
+{
+    uint64_t h = hash(BUFFERS, buf);
+    struct shard *s = shard_of(h);
+    pthread_mutex_lock(&s->lock);
+    size_t i = find(s, BUFFERS, buf, h);
+    struct entry *e = i != s->cap ? &s->tab[i] : insert(s, BUFFERS, buf);
+    if (e) {
+        e->capacity = capacity;
+        e->back = false;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!e && !atomic_exchange_explicit(&out_of_memory_said, true, memory_order_relaxed))
+        gcp_warn("gcpool: checked mode: out of memory; some objects are not checked");
+}
+
+static enum gcp_debug_buf_verdict buf_back_hook(const char *bp_name, void *buf, size_t capacity)
+{
+    uint64_t h = hash(BUFFERS, buf);
+    struct shard *s = shard_of(h);
+    pthread_mutex_lock(&s->lock);
+    size_t i = find(s, BUFFERS, buf, h);
+    if (i == s->cap) {
+        pthread_mutex_unlock(&s->lock);
+        /* Or checked mode had no memory to track it: then it trusts the put. */
+        if (atomic_load_explicit(&out_of_memory_said, memory_order_relaxed))
+            return GCP_DEBUG_BUF_POOL;
+        gcp_warn("gcpool: checked mode: buffer pool \"%s\": put of buffer %p, which no buffer pool "
+                 "handed out (or which was released since); ignored: neither pooled nor freed",
+                 bp_name, buf);
+        return GCP_DEBUG_BUF_IGNORE;
+    }
+    struct entry *e = &s->tab[i];
+    if (e->back) {
+        pthread_mutex_unlock(&s->lock);
+        gcp_warn("gcpool: checked mode: buffer pool \"%s\": put of buffer %p, which was already put "
+                 "back (double put); ignored",
+                 bp_name, buf);
+        return GCP_DEBUG_BUF_IGNORE;
+    }
+    size_t handed = e->capacity;
+    if (capacity > handed) {
+        remove_at(s, i);
+        pthread_mutex_unlock(&s->lock);
+        gcp_warn("gcpool: checked mode: buffer pool \"%s\": put of buffer %p with capacity %zu, but "
+                 "it was handed out with capacity %zu; not pooled: released",
+                 bp_name, buf, capacity, handed);
+        return GCP_DEBUG_BUF_RELEASE;
+    }
+    e->back = true;
+    pthread_mutex_unlock(&s->lock);
+    return GCP_DEBUG_BUF_POOL;
+}
+
+static void buf_released_hook(void *buf)
+{
+    void *unused;
+    forget(BUFFERS, buf, &unused);
+}
+
+/* ---- destroyed handles ------------------------------------------------------------
+ * A destroyed pool's (or buffer pool's) own struct is kept, marked, so that a
+ * later call through the handle finds the mark instead of freed memory, and
+ * its address cannot be given to a new pool meanwhile.  The newest
+ * GCP_DEBUG_SHELLS_MAX are kept; the oldest beyond them are freed. */
+
+static struct {
+    void *shell;
+    void (*release)(void *);
+} shells[GCP_DEBUG_SHELLS_MAX];
+static size_t shells_next, shells_n; /* under shells_lock */
+static pthread_mutex_t shells_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void keep_shell_hook(void *shell, void (*release)(void *))
+{
+    pthread_mutex_lock(&shells_lock);
+    void *old = NULL;
+    void (*old_release)(void *) = NULL;
+    if (shells_n == GCP_DEBUG_SHELLS_MAX) {
+        old = shells[shells_next].shell;
+        old_release = shells[shells_next].release;
+    } else {
+        shells_n++;
+    }
+    shells[shells_next].shell = shell;
+    shells[shells_next].release = release;
+    shells_next = (shells_next + 1) % GCP_DEBUG_SHELLS_MAX;
+    pthread_mutex_unlock(&shells_lock);
+    if (old)
+        old_release(old);
+}
+
+void gcp_debug_after_destroy(struct gcpool *p, const char *call, const char *outcome)
+{
+    char buf[32];
+    gcp_warn("gcpool: checked mode: %s: pool \"%s\" (%p) was destroyed; %s", call,
+             gcp_pool_name(p, buf, sizeof buf), (void *)p, outcome);
+}
+
+/* ---- the hooks as the pool calls them ------------------------------------------
+ * Each is a busy section of its thread (reentry.h): it takes shard locks and
+ * allocates, so a signal handler that interrupted one must not enter another. */
+
+enum gcp_debug_verdict gcp_debug_put(struct gcpool *p, void *obj)
+{
+    gcp_busy_enter();
+    enum gcp_debug_verdict v = put_hook(p, obj);
+    gcp_busy_leave();
+    return v;
+}
+
+void gcp_debug_get(struct gcpool *p, void *obj)
+{
+    gcp_busy_enter();
+    get_hook(p, obj);
+    gcp_busy_leave();
+}
+
+void gcp_debug_dropped(struct gcpool *p, void *obj)
+{
+    gcp_busy_enter();
+    dropped_hook(p, obj);
+    gcp_busy_leave();
+}
+
+void gcp_debug_destroyed(struct gcpool *p)
+{
+    gcp_busy_enter();
+    destroyed_hook(p);
+    gcp_busy_leave();
+}
+
+void gcp_debug_buf_out(void *buf, size_t capacity)
+{
+    gcp_busy_enter();
+    buf_out_hook(buf, capacity);
+    gcp_busy_leave();
+}
+
+enum gcp_debug_buf_verdict gcp_debug_buf_back(const char *bp_name, void *buf, size_t capacity)
+{
+    gcp_busy_enter();
+    enum gcp_debug_buf_verdict v = buf_back_hook(bp_name, buf, capacity);
+    gcp_busy_leave();
+    return v;
+}
+
+void gcp_debug_buf_released(void *buf)
+{
+    gcp_busy_enter();
+    buf_released_hook(buf);
+    gcp_busy_leave();
+}
+
+void gcp_debug_keep_shell(void *shell, void (*release)(void *))
+{
+    gcp_busy_enter();
+    keep_shell_hook(shell, release);
+    gcp_busy_leave();
 }
 
 /* ---- fork ----------------------------------------------------------------------
@@ -423,6 +669,7 @@ void gcp_debug_destroyed(struct gcpool *p)
 
 static void fork_prepare(void)
 {
+    pthread_mutex_lock(&shells_lock);
     for (int k = 0; k < SHARDS; k++)
         pthread_mutex_lock(&shards[k].lock);
 }
@@ -431,6 +678,7 @@ static void fork_parent(void)
 {
     for (int k = SHARDS - 1; k >= 0; k--)
         pthread_mutex_unlock(&shards[k].lock);
+    pthread_mutex_unlock(&shells_lock);
 }
 
 static void fork_child(void)

@@ -119,13 +119,24 @@ static const char *printable(const char *s, size_t n, char *buf, size_t len)
 /* One whole line in one write, so warnings from racing threads do not mix. */
 void gcp_warn(const char *fmt, ...)
 {
+    /* write(2), not stdio: a warning may be printed from a signal handler (a
+     * refused call, reentry.h), where stderr's lock may be the interrupted
+     * code's.  errno is the caller's to set: kept. */
+    int saved = errno;
     char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line - 1, fmt, ap);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
     va_end(ap);
-    strcat(line, "\n");
-    fputs(line, stderr);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
+    line[len++] = '\n';
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(STDERR_FILENO, line + done, len - done);
+        if (w <= 0 && errno != EINTR)
+            break;
+        done += w > 0 ? (size_t)w : 0;
+    }
+    errno = saved;
 }
 
 static const char *value_text(int id, long v, char *buf, size_t len)

@@ -1,7 +1,9 @@
 /* A small futex lock guarding one local's owner operations (the lock pin).
  * States: 0 free, 1 held, 2 held with sleepers (Drepper, "Futexes Are Tricky").
  * Held only for a few dozen instructions that never allocate nor call user code,
- * so a short spin before sleeping wins almost always. */
+ * so a short spin before sleeping wins almost always.  Holding one is a busy
+ * section of the thread (reentry.h): a signal handler's pool call that finds
+ * it does not wait for the lock its own thread holds. */
 #ifndef GCPOOL_LOCK_H
 #define GCPOOL_LOCK_H
 
@@ -10,6 +12,8 @@
 #include <stdbool.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "reentry.h"
 
 typedef struct { _Atomic int state; } gcp_lock_t;
 
@@ -27,8 +31,7 @@ static inline void gcp_lock_wait(gcp_lock_t *l)
     syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
 }
 
-/* true when acquired; never waits. */
-static inline bool gcp_trylock(gcp_lock_t *l)
+static inline bool gcp_trylock_raw(gcp_lock_t *l)
 {
     int expected = 0;
     /* Acquire: pairs with the release in gcp_unlock. */
@@ -36,11 +39,21 @@ static inline bool gcp_trylock(gcp_lock_t *l)
                                                    memory_order_relaxed);
 }
 
+/* true when acquired; never waits. */
+static inline bool gcp_trylock(gcp_lock_t *l)
+{
+    gcp_busy_enter(); /* before the CAS: a handler must never see it held and us not busy */
+    bool got = gcp_trylock_raw(l);
+    if (!got)
+        gcp_busy_leave();
+    return got;
+}
+
 static inline void gcp_lock_slow(gcp_lock_t *l)
 {
     for (int spin = 0; spin < 100; spin++) {
         gcp_cpu_relax();
-        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 && gcp_trylock(l))
+        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 && gcp_trylock_raw(l))
             return;
     }
     /* Mark sleepers (2) so the holder's unlock wakes one.  Acquire: pairs with the
@@ -51,7 +64,8 @@ static inline void gcp_lock_slow(gcp_lock_t *l)
 
 static inline void gcp_lock(gcp_lock_t *l)
 {
-    if (__builtin_expect(!gcp_trylock(l), 0))
+    gcp_busy_enter();
+    if (__builtin_expect(!gcp_trylock_raw(l), 0))
         gcp_lock_slow(l);
 }
 
@@ -60,6 +74,7 @@ static inline void gcp_unlock(gcp_lock_t *l)
     /* Release: our writes under the lock happen-before the next holder's reads. */
     if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)
         syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    gcp_busy_leave();
 }
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mem.h"
+#include "reentry.h"
 
 /* Copies the queue into a bigger array one word at a time, through volatile
  * so that the compiler cannot turn it into memcpy or vector moves.  memcpy
@@ -33,6 +34,7 @@ bool gcp_locked_push(struct gcp_locked *q, void *obj, bool collector)
     void **grown = NULL; /* a bigger array, allocated outside the mutex */
     uint32_t grown_cap = 0;
     for (;;) {
+        gcp_busy_enter(); /* the queue's mutex held: a busy section (reentry.h) */
         gcpool_mutex_lock(&q->mu);
         if (q->len < q->cap || grown_cap > q->len) {
             void **old = NULL;
@@ -47,12 +49,14 @@ bool gcp_locked_push(struct gcp_locked *q, void *obj, bool collector)
             /* Relaxed atomic store: statistics read len without the mutex. */
             __atomic_store_n(&q->len, q->len + 1, __ATOMIC_RELAXED);
             gcpool_mutex_unlock(&q->mu);
+            gcp_busy_leave();
             gcp_mem_free_traced(old);
             gcp_mem_free_traced(grown); /* another thread grew it first */
             return true;
         }
         uint32_t want = q->cap ? q->cap * 2 : 8;
         gcpool_mutex_unlock(&q->mu);
+        gcp_busy_leave();
         /* Allocate outside the mutex: under Boehm an allocation may wait for
          * the collector, whose callback may want this mutex. */
         gcp_mem_free_traced(grown);
@@ -67,10 +71,13 @@ bool gcp_locked_push(struct gcp_locked *q, void *obj, bool collector)
 
 void *gcp_locked_pop(struct gcp_locked *q, bool may_wait)
 {
-    if (may_wait)
+    gcp_busy_enter();
+    if (may_wait) {
         gcpool_mutex_lock(&q->mu);
-    else if (!gcpool_mutex_trylock(&q->mu))
+    } else if (!gcpool_mutex_trylock(&q->mu)) {
+        gcp_busy_leave();
         return NULL;
+    }
     void *obj = NULL;
     if (q->len > 0) {
         uint32_t last = q->len - 1;
@@ -79,6 +86,7 @@ void *gcp_locked_pop(struct gcp_locked *q, bool may_wait)
         __atomic_store_n(&q->len, last, __ATOMIC_RELAXED);
     }
     gcpool_mutex_unlock(&q->mu);
+    gcp_busy_leave();
     return obj;
 }
 

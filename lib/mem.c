@@ -8,6 +8,8 @@
 
 #include <gc/gc.h>
 
+#include "reentry.h"
+
 /* Test hook state.  Relaxed: tests set it from one thread before the scenario. */
 static _Atomic long fail_at, allocations;
 
@@ -18,11 +20,15 @@ static bool should_fail(void)
     return at > 0 && n == at;
 }
 
+/* Each allocation and free is a busy section (reentry.h): a signal handler
+ * that interrupted one must not allocate in turn. */
 void *gcp_mem_alloc(bool collector, size_t size)
 {
     void *p = NULL;
+    gcp_busy_enter();
     if (!should_fail())
         p = collector ? GC_MALLOC_UNCOLLECTABLE(size) : calloc(1, size);
+    gcp_busy_leave();
     if (!p)
         errno = ENOMEM;
     return p;
@@ -35,17 +41,23 @@ bool gcp_mem_is_collectors(const void *p)
 
 void gcp_mem_free(void *p)
 {
+    if (!p)
+        return;
+    gcp_busy_enter();
     if (gcp_mem_is_collectors(p))
         GC_FREE(p);
     else
         free(p);
+    gcp_busy_leave();
 }
 
 void *gcp_mem_alloc_traced(bool collector, size_t size)
 {
     void *p = NULL;
+    gcp_busy_enter();
     if (!should_fail())
         p = collector ? GC_MALLOC(size) : calloc(1, size);
+    gcp_busy_leave();
     if (!p)
         errno = ENOMEM;
     return p;
@@ -53,13 +65,17 @@ void *gcp_mem_alloc_traced(bool collector, size_t size)
 
 void gcp_mem_free_traced(void *p)
 {
+    gcp_busy_enter();
     if (!gcp_mem_is_collectors(p))
         free(p);
+    gcp_busy_leave();
 }
 
 void *gcp_mem_calloc(size_t size)
 {
+    gcp_busy_enter();
     void *p = should_fail() ? NULL : calloc(1, size);
+    gcp_busy_leave();
     if (!p)
         errno = ENOMEM;
     return p;

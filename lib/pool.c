@@ -18,6 +18,7 @@
 #include "glue.h"
 #include "mem.h"
 #include "pin.h"
+#include "reentry.h"
 #include "stats.h"
 #include "topology.h"
 
@@ -99,7 +100,28 @@ static void locals_free(struct gcp_locals *a)
     gcp_mem_free(a->mem); /* a lives in it */
 }
 
+static gcpool_t *create(const gcpool_options_t *opts);
+
 gcpool_t *gcpool_create(const gcpool_options_t *opts)
+{
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_create", "called from a signal handler that interrupted a gcpool call "
+                                    "on this thread (a pool is allocated and registered under locks)");
+        return NULL;
+    }
+    return gcp_pool_create(opts);
+}
+
+gcpool_t *gcp_pool_create(const gcpool_options_t *opts)
+{
+    /* Allocation, locks, once-only set-ups: a busy section (reentry.h). */
+    gcp_busy_enter();
+    gcpool_t *p = create(opts);
+    gcp_busy_leave();
+    return p;
+}
+
+static gcpool_t *create(const gcpool_options_t *opts)
 {
     gcpool_options_t defaults = {0};
     if (!opts)
@@ -137,8 +159,18 @@ gcpool_t *gcpool_create(const gcpool_options_t *opts)
     return p;
 }
 
+const char *gcp_pool_name(const struct gcpool *p, char *buf, size_t len)
+{
+    if (p->name)
+        return p->name;
+    snprintf(buf, len, "pool#%u", p->index);
+    return buf;
+}
+
 struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj)
 {
+    if (p->destroying) /* a callback of its destroy: no storage any more */
+        return NULL;
     /* Acquire: pairs with stop_caching's exchange; a pool that stopped caching
      * is never set up again. */
     if (atomic_load_explicit(&p->uncached, memory_order_acquire))
@@ -235,11 +267,10 @@ static void stop_caching(struct gcpool *p, const void *obj)
     if (atomic_exchange_explicit(&p->uncached, true, memory_order_acq_rel))
         return;
     char index_name[32];
-    snprintf(index_name, sizeof index_name, "pool#%u", p->index);
     gcp_warn("gcpool: pool \"%s\": object %p is the Boehm collector's, but the pool's storage was "
              "set up for malloc'd objects and the collector cannot see it; the pool stops caching "
              "(call GC_INIT() before the first gcpool_create, or set GCPOOL_GC=boehm)",
-             p->name ? p->name : index_name, obj);
+             gcp_pool_name(p, index_name, sizeof index_name), obj);
     gcp_glue_locked(empty_roles, p);
     drain_all(p);
 }
@@ -250,20 +281,93 @@ static void count_no_storage(_Atomic uint64_t *c)
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+/* The callbacks, each inside a frame of its pool (reentry.h): from them, a
+ * gcpool_destroy of that pool is refused. */
+static void *call_new(struct gcpool *p)
+{
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
+    void *obj = p->new_fn(p->arg);
+    gcp_frame_leave(&f);
+    return obj;
+}
+
+/* A miss: new_fn's object, or NULL.  A slow path: the simulated collector's
+ * policies are checked here. */
+static void *miss_new(struct gcpool *p)
+{
+    gcp_sim_poll();
+    if (!p->new_fn)
+        return NULL;
+    gcp_sim_new_called();
+    return call_new(p);
+}
+
 /* One object leaves the pool for good; the caller counts it in p->dropped. */
 static void drop_uncounted(void *obj, void *pool)
 {
     struct gcpool *p = pool;
     if (__builtin_expect(gcp_debug, 0))
         gcp_debug_dropped(p, obj);
-    if (p->free_fn)
+    if (p->free_fn) {
+        struct gcp_frame f;
+        gcp_frame_enter(&f, p);
         p->free_fn(obj, p->arg);
+        gcp_frame_leave(&f);
+    }
 }
 
 static void drop(struct gcpool *p, void *obj)
 {
     drop_uncounted(obj, p);
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+}
+
+/* A get or put that cannot use the pool's storage acts as an empty pool's. */
+static void *get_unpooled(struct gcpool *p)
+{
+    count_no_storage(&p->no_storage.miss);
+    if (!p->new_fn)
+        return NULL;
+    count_no_storage(&p->no_storage.news);
+    return call_new(p);
+}
+
+static void put_unpooled(struct gcpool *p, void *obj)
+{
+    count_no_storage(&p->no_storage.puts_shared);
+    drop(p, obj);
+}
+
+/* A get or put from a signal handler that interrupted a library section of
+ * its own thread (reentry.h): whatever it would need — a pin, the first use's
+ * lock, an allocation, checked mode's tables — that thread may hold.  So it
+ * touches none of the pool's storage and acts as an empty pool's: new_fn, or
+ * free_fn at once, counted (a miss; a put and a drop).  Checked mode cannot
+ * track it (its tables have locks): such a call is not checked. */
+static __attribute__((noinline)) void *get_reentrant(struct gcpool *p)
+{
+    return get_unpooled(p);
+}
+
+static __attribute__((noinline)) void put_reentrant(struct gcpool *p, void *obj)
+{
+    count_no_storage(&p->no_storage.puts_shared);
+    atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+    if (p->free_fn) {
+        struct gcp_frame f;
+        gcp_frame_enter(&f, p);
+        p->free_fn(obj, p->arg);
+        gcp_frame_leave(&f);
+    }
+}
+
+void gcp_pool_release_held(struct gcpool *p)
+{
+    /* Relaxed peek: a list pushed meanwhile waits for the next release. */
+    if (gcp_debug && atomic_load_explicit(&p->debug_held, memory_order_relaxed))
+        atomic_fetch_add_explicit(&p->dropped, gcp_debug_release_held(p, drop_uncounted),
+                                  memory_order_relaxed);
 }
 
 /* A thief's end of a local's shared queue: the chain's tail, lock-free; or, in
@@ -412,20 +516,11 @@ static void count_slow_get(struct gcp_locals *a, enum source src, bool victim_pr
     gcp_unpin(l);
 }
 
-/* A miss: new_fn's object, or NULL.  A slow path: the simulated collector and
- * deferred drops run here. */
-static void *call_new(struct gcpool *p)
+static void *get_slow_in_frame(struct gcpool *p, struct gcp_locals *a, unsigned self)
 {
+    /* A slow path: drops deferred by cycles inside the collector go to
+     * free_fn here (a get that steals, a miss), as in put_shared and put_slow. */
     gcp_cycle_drain_pending();
-    gcp_sim_poll();
-    if (!p->new_fn)
-        return NULL;
-    gcp_sim_new_called();
-    return p->new_fn(p->arg);
-}
-
-static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
-{
     enum source src = FROM_STEAL;
     bool victim_private = false;
     void *obj = steal(p, a, self);
@@ -436,7 +531,8 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
     count_slow_get(a, src, victim_private, !obj && p->new_fn);
     if (obj)
         return obj;
-    obj = call_new(p);
+    /* A miss: the simulated collector's interval policy is checked here. */
+    obj = miss_new(p);
     if (obj && hidden_from_collector(p, obj))
         stop_caching(p, obj); /* before the caller can put it back */
     return obj;
@@ -448,30 +544,51 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
  * object sets nothing up, and the first put decides. */
 static void *get_no_storage(struct gcpool *p)
 {
-    void *obj = call_new(p);
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
+    gcp_cycle_drain_pending();
+    void *obj = miss_new(p);
     struct gcp_locals *a = obj ? gcp_pool_first_use(p, obj) : NULL;
     if (!a) {
         count_no_storage(&p->no_storage.miss);
         if (p->new_fn)
             count_no_storage(&p->no_storage.news);
-        return obj;
+    } else {
+        if (hidden_from_collector(p, obj)) /* another thread set it up, for other objects */
+            stop_caching(p, obj);
+        count_slow_get(a, FROM_NOWHERE, false, p->new_fn != NULL);
     }
-    if (hidden_from_collector(p, obj)) /* another thread set it up, for other objects */
-        stop_caching(p, obj);
-    count_slow_get(a, FROM_NOWHERE, false, p->new_fn != NULL);
+    gcp_frame_leave(&f);
     return obj;
 }
 
-/* A get that found this CPU's private slot empty. */
+/* In a frame of p: the drain, the simulated collector and new_fn may run
+ * callbacks, and p is used after them. */
+static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
+{
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
+    void *obj = get_slow_in_frame(p, a, self);
+    gcp_frame_leave(&f);
+    return obj;
+}
+
+/* A get that found this CPU's private slot empty.  The head ring's sequence
+ * is safe from a signal handler; what follows it is checked for re-entry. */
 static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
     /* Acquire: pairs with the release stores of first use and of a cycle. */
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
-    if (!a)
+    if (__builtin_expect(!a, 0)) {
+        if (gcp_reentered())
+            return get_reentrant(p);
         return get_no_storage(p);
+    }
     void *obj;
     if (!p->shared_locked && (obj = gcp_pin_chain_pop(&p->cur)))
         return obj;
+    if (gcp_reentered())
+        return get_reentrant(p);
     unsigned self;
     struct gcp_local *l = gcp_pin_owner(a, &self);
     obj = p->shared_locked ? gcp_locked_pop(&l->locked, true) : gcp_chain_pop_head(&l->shared);
@@ -484,6 +601,14 @@ static __attribute__((noinline)) void *get_shared(struct gcpool *p)
     return get_slow(p, a, self);
 }
 
+/* Checked mode: a get through a destroyed pool's kept handle (debug.h). */
+static __attribute__((noinline, cold)) void *get_after_destroy(struct gcpool *p)
+{
+    gcp_debug_after_destroy(p, "gcpool_get", "NULL (EINVAL)");
+    errno = EINVAL;
+    return NULL;
+}
+
 /* Every get but the rseq hit path: a NULL pool, the lock pin, checked mode. */
 static __attribute__((noinline)) void *get_general(struct gcpool *p)
 {
@@ -491,6 +616,10 @@ static __attribute__((noinline)) void *get_general(struct gcpool *p)
         errno = EINVAL;
         return NULL;
     }
+    if (gcp_debug && p->destroyed)
+        return get_after_destroy(p);
+    if (gcp_reentered()) /* before the lock pin's private slot, and checked mode's hooks */
+        return get_reentrant(p);
     void *obj = gcp_pin_take_private(&p->cur);
     if (!obj)
         obj = get_shared(p);
@@ -525,6 +654,12 @@ void *gcpool_fastpath_get_v1(gcpool_t *p)
  * allocation may wait for the collector), then push again. */
 static void put_slow(struct gcpool *p, void *obj, uint32_t want)
 {
+    /* In a frame of p: the drain and the simulated collector may run
+     * callbacks, and p is used after them. */
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
+    /* A slow path: a program that only puts hands deferred drops over here. */
+    gcp_cycle_drain_pending();
     gcp_sim_poll();
     struct gcp_locals *a = current_array(p, obj);
     if (a && hidden_from_collector(p, obj)) {
@@ -544,26 +679,32 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
         gcp_unpin(l);
         if (done) {
             gcp_ring_free(r);
+            gcp_frame_leave(&f);
             return;
         }
     }
     /* No room and no memory: the pool may drop anything, but never loses it. */
     gcp_ring_free(r);
     drop(p, obj);
+    gcp_frame_leave(&f);
 }
 
-/* A put that found this CPU's private slot taken. */
+/* A put that found this CPU's private slot taken.  As get_shared, checked for
+ * re-entry past the head ring's sequence. */
 static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
 {
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
     if (!a) { /* first use: set up the arrays, then the private slot is free */
+        if (gcp_reentered()) {
+            put_reentrant(p, obj);
+            return;
+        }
         if ((a = gcp_pool_first_use(p, obj)) && hidden_from_collector(p, obj)) {
             stop_caching(p, obj); /* another thread set it up, for other objects */
             a = NULL;
         }
-        if (!a) { /* no storage: a put that drops */
-            count_no_storage(&p->no_storage.puts_shared);
-            drop(p, obj);
+        if (!a) { /* no memory, being destroyed, or no storage: a put that drops */
+            put_unpooled(p, obj);
             return;
         }
         if (gcp_pin_fill_private(&p->cur, obj))
@@ -571,6 +712,10 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
     }
     if (!p->shared_locked && gcp_pin_chain_push(&p->cur, obj))
         return;
+    if (gcp_reentered()) {
+        put_reentrant(p, obj);
+        return;
+    }
     unsigned self;
     struct gcp_local *l = gcp_pin_owner(a, &self);
     gcp_count(&l->counters.puts_shared, 1);
@@ -580,6 +725,7 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
         gcp_unpin(l);
         if (!gcp_locked_push(&l->locked, obj, p->collector_storage))
             drop(p, obj);
+        gcp_cycle_drain_pending();
         return;
     }
     uint32_t want;
@@ -587,6 +733,17 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
     gcp_unpin(l);
     if (!done)
         put_slow(p, obj, want);
+    else
+        gcp_cycle_drain_pending(); /* a slow path too: the head ring was full (or busy) */
+}
+
+/* Checked mode: a put through a destroyed pool's kept handle (debug.h). */
+static __attribute__((noinline, cold)) void put_after_destroy(struct gcpool *p, void *obj)
+{
+    char call[64];
+    snprintf(call, sizeof call, "gcpool_put of object %p", obj);
+    gcp_debug_after_destroy(p, call, "not cached: the object is still the caller's (EINVAL)");
+    errno = EINVAL;
 }
 
 /* Every put but the rseq hit path: NULLs, the lock pin, checked mode. */
@@ -598,15 +755,26 @@ static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
     }
     if (!obj)
         return;
+    if (gcp_debug && p->destroyed) {
+        put_after_destroy(p, obj);
+        return;
+    }
+    if (gcp_reentered()) { /* before the lock pin's private slot, and checked mode's hooks */
+        put_reentrant(p, obj);
+        return;
+    }
     if (gcp_debug) {
         /* Checked mode asks the collector about every put (see stop_caching). */
         if (atomic_load_explicit(&p->cur, memory_order_acquire) && hidden_from_collector(p, obj))
             stop_caching(p, obj);
-        enum gcp_debug_verdict v = gcp_debug_put(p, obj);
-        if (v == GCP_DEBUG_IGNORE)
+        switch (gcp_debug_put(p, obj)) {
+        case GCP_DEBUG_CACHE:
+            break;
+        case GCP_DEBUG_HELD_FULL:
+            gcp_pool_release_held(p);
             return;
-        if (v == GCP_DEBUG_DROP) {
-            drop(p, obj);
+        case GCP_DEBUG_IGNORE:
+        case GCP_DEBUG_HELD:
             return;
         }
     }
@@ -642,12 +810,42 @@ const char *gcpool_version(void)
     return PACKAGE_VERSION;
 }
 
+/* Checked mode keeps a destroyed pool's struct (debug.h); this frees it. */
+static void free_shell(void *shell)
+{
+    struct gcpool *p = shell;
+    gcp_busy_enter();
+    free(p->name);
+    free(p);
+    gcp_busy_leave();
+}
+
 void gcpool_destroy(gcpool_t *p)
 {
     if (!p) {
         errno = EINVAL;
         return;
     }
+    if (gcp_debug && p->destroyed) {
+        gcp_debug_after_destroy(p, "gcpool_destroy", "ignored (EINVAL)");
+        errno = EINVAL;
+        return;
+    }
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_destroy", "called from a signal handler that interrupted a gcpool call "
+                                     "on this thread (destroy frees, and waits for cycles)");
+        return;
+    }
+    if (gcp_in_call_of(p)) {
+        char buf[32], call[96];
+        snprintf(call, sizeof call, "gcpool_destroy of pool \"%s\"", gcp_pool_name(p, buf, sizeof buf));
+        gcp_refuse(call, "called from inside a call of that pool on this thread (its free_fn or "
+                         "new_fn, its destroy, or a get or put of it that ran this callback), "
+                         "which uses it still: destroy it once that call has returned");
+        return;
+    }
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
     /* Out of the registry first, so no cycle can reach the pool any more. */
     gcp_cycle_unregister(p);
     /* What the last cycle dropped but left for later (free_fn under Boehm)
@@ -658,13 +856,30 @@ void gcpool_destroy(gcpool_t *p)
      * before the drains below, so that destroy counts nothing (its releases
      * are no drops, and the object it takes from a private slot no hit). */
     gcp_stats_retire(p);
+    /* From here gets and puts (free_fn's, this thread's: no one else may use
+     * the pool) find no storage: an empty pool's new_fn and free_fn, so that
+     * nothing is put where the drains below have passed already. */
+    p->destroying = true;
+    atomic_store_explicit(&p->cur, NULL, memory_order_relaxed);
+    atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
     for (int k = 0; k < 3; k++)
         if (p->arrays[k])
             gcp_pool_drain(p, p->arrays[k], GCP_DRAIN_PRIVATE);
+    gcp_pool_release_held(p);
     for (int k = 0; k < 3; k++)
         locals_free(p->arrays[k]);
-    if (gcp_debug)
+    gcp_frame_leave(&f);
+    if (gcp_debug) {
         gcp_debug_destroyed(p);
-    free(p->name);
-    free(p);
+        /* The handle stays reserved, so that a later call through it is
+         * reported rather than reading freed memory. */
+        memset(p->arrays, 0, sizeof p->arrays);
+        atomic_store_explicit(&p->cur, NULL, memory_order_relaxed);
+        atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
+        atomic_store_explicit(&p->drp, NULL, memory_order_relaxed);
+        p->destroyed = true;
+        gcp_debug_keep_shell(p, free_shell);
+        return;
+    }
+    free_shell(p);
 }

@@ -113,9 +113,15 @@ struct gcpool {
      * keep alive (pool.c, stop_caching): from then on its roles are empty and
      * it behaves as a pool without storage.  Release, before cur is cleared. */
     _Atomic bool uncached;
-    /* Gets and puts that found no storage (before the first use, when it
-     * failed, or since the pool stopped caching): any thread, atomic adds. */
+    /* Gets and puts that found no storage and acted as an empty pool's (before
+     * the first use, when it failed, since the pool stopped caching, during
+     * its destroy, or from a signal handler that interrupted the library on
+     * its thread): any thread, atomic adds. */
     struct gcp_counters no_storage;
+    /* Checked mode: the objects its random drops hold until the next drain,
+     * and how many (lib/debug.c). */
+    struct gcp_debug_held *_Atomic debug_held;
+    _Atomic unsigned debug_held_n;
 
     _Atomic uint64_t dropped;         /* slow path: cycles and destroy only */
     _Atomic uint64_t moved_to_victim; /* objects cycles moved to the victim */
@@ -123,6 +129,10 @@ struct gcpool {
     _Atomic uint64_t last_moved, last_dropped; /* the same for the last cycle alone */
 
     bool rotated;                     /* the cycle in progress rotated it; registry lock */
+    bool destroyed;                   /* checked mode: a destroyed pool's kept handle (debug.h) */
+    bool destroying;                  /* gcpool_destroy has begun: gets and puts from its
+                                         callbacks find an empty pool (written and read by
+                                         the destroying thread only: no concurrent use) */
     /* Registry link: written under the registry lock, walked by drains (cycle.c). */
     struct gcpool *_Atomic next_pool;
 };
@@ -137,13 +147,23 @@ uint64_t gcp_pool_drain(struct gcpool *p, struct gcp_locals *a, unsigned flags);
  * private_dropped, where only drains look.  may_wait false: skips busy locals
  * (their objects stay cached).  Returns false when it skipped some. */
 bool gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a, bool may_wait);
+/* Checked mode: hands to free_fn (counted as dropped) what its random drops
+ * held for p.  Outside the collector only: it may call free_fn. */
+void gcp_pool_release_held(struct gcpool *p);
 /* Objects array a holds now (a racy snapshot, for statistics). */
 uint64_t gcp_pool_count(const struct gcp_locals *a);
+
+/* gcpool_create without its re-entry check, for buffer pools, which create
+ * theirs inside a busy section of their own (reentry.h). */
+gcpool_t *gcp_pool_create(const gcpool_options_t *opts);
 
 /* Sets up the arrays on first use, in the storage first_obj (the first object
  * the pool is given or makes) needs; returns cur, or NULL: no memory (errno
  * ENOMEM), or the pool stopped caching. */
 struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj);
+
+/* p's name in reports: its own, or pool#N (in buf, of len bytes). */
+const char *gcp_pool_name(const struct gcpool *p, char *buf, size_t len);
 
 /* Bytes between two locals, as this process lays them out. */
 size_t gcp_local_stride(void);

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "cycle.h"
+#include "debug.h"
 #include "env.h"
+#include "reentry.h"
 
 static uint64_t get(const _Atomic uint64_t *c)
 {
@@ -33,9 +35,10 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     memset(out, 0, sizeof *out);
     uint64_t fills = 0, victim_private = 0, privates_now = 0;
     /* Acquire: the arrays exist once cur is published (first use), and stay
-     * when a pool that stopped caching takes cur away (uncached, set before). */
+     * when a pool that stopped caching takes cur away (uncached, set before)
+     * and while a pool being destroyed drains them (destroying). */
     bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL ||
-                  atomic_load_explicit(&p->uncached, memory_order_acquire);
+                  atomic_load_explicit(&p->uncached, memory_order_acquire) || p->destroying;
     for (int k = 0; k < 3 && set_up; k++) {
         const struct gcp_locals *a = p->arrays[k];
         for (unsigned i = 0; a && i < a->n; i++) {
@@ -64,6 +67,11 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
 int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out)
 {
     if (!pool || !out) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gcp_debug && pool->destroyed) {
+        gcp_debug_after_destroy(pool, "gcpool_read_stats", "-1 (EINVAL)");
         errno = EINVAL;
         return -1;
     }
@@ -116,8 +124,7 @@ static pthread_mutex_t retired_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct row *row_of(struct gcpool *p)
 {
     char index_name[32];
-    snprintf(index_name, sizeof index_name, "pool#%u", p->index);
-    const char *name = p->name ? p->name : index_name;
+    const char *name = gcp_pool_name(p, index_name, sizeof index_name);
     struct row *w = malloc(sizeof *w + strlen(name) + 1);
     if (!w)
         return NULL;
@@ -182,15 +189,19 @@ void gcp_stats_retire(struct gcpool *p)
 {
     if (gcp_env_long(GCP_ENV_STATS) == GCP_STATS_OFF)
         return; /* nobody will read it: keep nothing */
+    gcp_busy_enter(); /* malloc and a mutex (reentry.h) */
     struct row *w = row_of(p);
-    if (!w)
-        return; /* the report then lacks this pool; nothing else is lost */
-    w->destroyed = true;
-    pthread_mutex_lock(&retired_mutex);
-    w->next = retired;
-    retired = w;
-    pthread_mutex_unlock(&retired_mutex);
+    if (w) { /* else the report lacks this pool; nothing else is lost */
+        w->destroyed = true;
+        pthread_mutex_lock(&retired_mutex);
+        w->next = retired;
+        retired = w;
+        pthread_mutex_unlock(&retired_mutex);
+    }
+    gcp_busy_leave();
 }
+
+static void print_report(FILE *out, int flags);
 
 void gcpool_stats_print(FILE *out, int flags)
 {
@@ -198,6 +209,20 @@ void gcpool_stats_print(FILE *out, int flags)
         errno = EINVAL;
         return;
     }
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_stats_print", "called from a signal handler that interrupted a gcpool "
+                                         "call on this thread (a report allocates and prints)");
+        return;
+    }
+    /* stdio, malloc and a mutex: a busy section (reentry.h).  From free_fn it
+     * works: the registry walk knows this thread may hold drain_mutex. */
+    gcp_busy_enter();
+    print_report(out, flags);
+    gcp_busy_leave();
+}
+
+static void print_report(FILE *out, int flags)
+{
     struct report r = {out, flags & GCPOOL_STATS_JSON, true};
     if (r.json) {
         fprintf(out, "{\"version\": \"%s\", \"cycles\": %" PRIu64 ", \"pools\": [", gcpool_version(),

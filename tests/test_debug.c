@@ -3,11 +3,13 @@
  * objects of known size are poisoned while cached, a write after put is
  * reported with its offset, and the owner gets its object back as it put it.
  * Off by default.  Reports are read back by pointing stderr at a temp file. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <unistd.h>
 
+#include "gcpool/buf.h"
 #include "debug.h"
 #include "pool.h"
 #include "testutil.h"
@@ -329,6 +331,34 @@ START_TEST(test_double_put_racing)
 }
 END_TEST
 
+/* The misuse checked mode exists for, with its random drops on: get X, put X,
+ * put X, then cycles.  Whatever the first put's draw decided, the second is a
+ * double put of an object the pool still holds: reported, not cached twice,
+ * and X reaches free_fn once. */
+START_TEST(test_double_put_whatever_the_draw)
+{
+    checked_mode(true, DEFAULT_RATE); /* one put in four dropped at random */
+    gcpool_t *p = new_pool("draw", 0);
+    enum { ROUNDS = 1000 };
+    struct capture c = capture_start();
+    for (int i = 0; i < ROUNDS; i++) {
+        void *x = gcpool_get(p);
+        gcpool_put(p, x);
+        gcpool_put(p, x); /* the misuse */
+        gcpool_collect();
+        gcpool_collect();
+        ck_assert_msg(atomic_load(&W.freed[id_of(x)]) == 1,
+                      "round %d: object %ld reached free_fn %d times after two cycles", i, id_of(x),
+                      atomic_load(&W.freed[id_of(x)]));
+    }
+    char *out = capture_end(c);
+    int reported = count_lines_with(out, "(double put)");
+    free(out);
+    ck_assert_msg(reported == ROUNDS, "%d of %d double puts reported", reported, ROUNDS);
+    destroy_and_check(p);
+}
+END_TEST
+
 /* ---- random drops ------------------------------------------------------------------ */
 
 START_TEST(test_random_drops)
@@ -346,8 +376,15 @@ START_TEST(test_random_drops)
     }
     gcpool_stats_t s;
     gcpool_read_stats(p, &s);
-    /* No cycle ran: every drop is a random one, and went to free_fn then. */
+    /* No cycle ran: random drops wait, held, for a drain; without one they go
+     * to free_fn in batches of GCP_DEBUG_HELD_MAX. */
     ck_assert_uint_eq(gcpool_cycles(), cycles);
+    ck_assert_uint_eq(s.dropped % GCP_DEBUG_HELD_MAX, 0);
+    ck_assert_int_eq(atomic_load(&W.freed_total), (long)s.dropped);
+    /* One cycle's drain hands over the rest; what was cached moves to the
+     * victim, so every drop now is a random one. */
+    gcpool_collect();
+    gcpool_read_stats(p, &s);
     ck_assert_msg(s.dropped >= 600 && s.dropped <= 1400, "%" PRIu64 " of 4000 puts dropped",
                   s.dropped);
     ck_assert_int_eq(atomic_load(&W.freed_total), (long)s.dropped);
@@ -467,6 +504,139 @@ START_TEST(test_poison_silent_when_nobody_writes)
     free(out);
     ck_assert_int_eq(atomic_load(&W.nmade), 4);
     destroy_and_check(p);
+}
+END_TEST
+
+/* ---- buffer pools ----------------------------------------------------------------- */
+
+/* Checked mode knows the capacity each buffer was handed out with: a put that
+ * claims more is reported (pool, address, both capacities) and the buffer is
+ * released, not pooled, so no later get can hand a 256-byte buffer to a
+ * caller who asked for 64 KiB.  (Before, the poison alone wrote 64 KiB over
+ * the heap.)  A double put under two capacities, and a buffer no buffer pool
+ * handed out, are reported and ignored. */
+START_TEST(test_buf_wrong_capacity_reported)
+{
+    checked_mode(true, 0);
+    test_watchdog(60, "test_buf_wrong_capacity_reported");
+    gcpool_bufpool_options_t bo = {.name = "scratch"};
+    gcpool_bufpool_t *bp = gcpool_bufpool_create(&bo);
+    ck_assert_ptr_nonnull(bp);
+    size_t cap;
+    char *small = gcpool_buf_get(bp, 200, &cap);
+    ck_assert_uint_eq(cap, 256);
+    struct capture c = capture_start();
+    gcpool_buf_put(bp, small, 65536);
+    char *out = capture_end(c);
+    char want[256];
+    snprintf(want, sizeof want,
+             "buffer pool \"scratch\": put of buffer %p with capacity 65536, but it was handed out "
+             "with capacity 256",
+             (void *)small);
+    ck_assert_msg(count_lines(out) == 1 && count_lines_with(out, want) == 1,
+                  "want one line with '%s', got '%s'", want, out);
+    free(out);
+    /* Not pooled: the 64 KiB class is empty, and its get is a real 64 KiB. */
+    char *big = gcpool_buf_get(bp, 65536, &cap);
+    ck_assert_ptr_ne(big, small);
+    ck_assert_uint_eq(cap, 65536);
+    memset(big, 'x', cap);
+    gcpool_bufpool_stats_t st;
+    gcpool_bufpool_read_stats(bp, &st);
+    ck_assert_uint_eq(st.classes[8].puts, 0); /* 256 << 8 == 65536: nothing went in */
+    ck_assert_uint_eq(st.classes[8].news, 1);
+
+    /* Put back right, then again under another capacity: one line, ignored. */
+    gcpool_buf_put(bp, big, cap);
+    c = capture_start();
+    gcpool_buf_put(bp, big, 4096);
+    out = capture_end(c);
+    snprintf(want, sizeof want, "buffer pool \"scratch\": put of buffer %p, which was already put back",
+             (void *)big);
+    ck_assert_msg(count_lines(out) == 1 && count_lines_with(out, want) == 1,
+                  "want one line with '%s', got '%s'", want, out);
+    free(out);
+    gcpool_bufpool_read_stats(bp, &st);
+    ck_assert_uint_eq(st.classes[4].puts, 0); /* the 4096 class got nothing */
+
+    /* A buffer no buffer pool handed out: reported, left alone. */
+    static char foreign[1024];
+    c = capture_start();
+    gcpool_buf_put(bp, foreign, sizeof foreign);
+    out = capture_end(c);
+    snprintf(want, sizeof want, "put of buffer %p, which no buffer pool handed out", (void *)foreign);
+    ck_assert_msg(count_lines(out) == 1 && count_lines_with(out, want) == 1,
+                  "want one line with '%s', got '%s'", want, out);
+    free(out);
+    gcpool_bufpool_destroy(bp);
+    test_watchdog_off();
+}
+END_TEST
+
+/* ---- use after destroy ------------------------------------------------------------- */
+
+/* In checked mode a destroyed pool's handle stays reserved, so a second
+ * destroy, a put, a get and a read of statistics through it are reported and
+ * refused (EINVAL) instead of reading freed memory. */
+START_TEST(test_use_after_destroy_reported)
+{
+    checked_mode(true, 0);
+    gcpool_t *p = new_pool("gone", 0);
+    void *x = gcpool_get(p), *y = gcpool_get(p);
+    gcpool_put(p, x);
+    gcpool_destroy(p); /* x to free_fn */
+    ck_assert_int_eq(atomic_load(&W.freed[id_of(x)]), 1);
+    struct capture c = capture_start();
+    errno = 0;
+    gcpool_destroy(p);
+    int destroy_errno = errno;
+    errno = 0;
+    gcpool_put(p, y);
+    int put_errno = errno;
+    errno = 0;
+    void *g = gcpool_get(p);
+    int get_errno = errno;
+    gcpool_stats_t s;
+    errno = 0;
+    int r = gcpool_read_stats(p, &s);
+    int stats_errno = errno;
+    char *out = capture_end(c);
+    ck_assert_int_eq(destroy_errno, EINVAL);
+    ck_assert_int_eq(put_errno, EINVAL);
+    ck_assert_ptr_null(g);
+    ck_assert_int_eq(get_errno, EINVAL);
+    ck_assert_int_eq(r, -1);
+    ck_assert_int_eq(stats_errno, EINVAL);
+    ck_assert_msg(count_lines(out) == 4 && count_lines_with(out, "pool \"gone\"") == 4 &&
+                      count_lines_with(out, "was destroyed") == 4 &&
+                      count_lines_with(out, "gcpool_destroy") == 1 &&
+                      count_lines_with(out, "gcpool_put") == 1 &&
+                      count_lines_with(out, "gcpool_get") == 1 &&
+                      count_lines_with(out, "gcpool_read_stats") == 1,
+                  "want four lines, one per call, got '%s'", out);
+    free(out);
+    /* The put did not take y: still the caller's, never seen by free_fn. */
+    ck_assert_int_eq(atomic_load(&W.freed[id_of(y)]), 0);
+    free(x);
+    free(y);
+
+    /* Buffer pools alike. */
+    gcpool_bufpool_options_t bo = {.name = "gonebuf"};
+    gcpool_bufpool_t *bp = gcpool_bufpool_create(&bo);
+    size_t cap;
+    void *b = gcpool_buf_get(bp, 100, &cap);
+    gcpool_bufpool_destroy(bp);
+    c = capture_start();
+    gcpool_bufpool_destroy(bp);
+    gcpool_buf_put(bp, b, cap);
+    void *b2 = gcpool_buf_get(bp, 100, &cap);
+    out = capture_end(c);
+    ck_assert_ptr_null(b2);
+    ck_assert_msg(count_lines(out) == 3 && count_lines_with(out, "buffer pool \"gonebuf\"") == 3 &&
+                      count_lines_with(out, "was destroyed") == 3,
+                  "want three lines, got '%s'", out);
+    free(out);
+    free(b); /* the simulated source: malloc'd, and still ours */
 }
 END_TEST
 
@@ -600,10 +770,13 @@ int main(void)
     tcase_add_test(tc, test_double_put_reported);
     tcase_add_test(tc, test_double_put_unnamed_pool);
     tcase_add_test(tc, test_double_put_racing);
+    tcase_add_test(tc, test_double_put_whatever_the_draw);
     tcase_add_test(tc, test_random_drops);
     tcase_add_test(tc, test_write_after_put);
     tcase_add_test(tc, test_write_after_put_found_at_drop);
     tcase_add_test(tc, test_poison_silent_when_nobody_writes);
+    tcase_add_test(tc, test_buf_wrong_capacity_reported);
+    tcase_add_test(tc, test_use_after_destroy_reported);
     tcase_add_test(tc, test_threads_no_false_reports);
     tcase_add_test(tc, test_boehm_poison_keeps_pointees);
     suite_add_tcase(s, tc);

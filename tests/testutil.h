@@ -15,6 +15,7 @@
 #undef pthread_join
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 
 #include "env.h"
 #include "glue.h"
@@ -152,6 +153,57 @@ static inline const char *test_capture_stderr(void (*fn)(void))
     captured[n] = '\0';
     fclose(tmp);
     return captured;
+}
+
+/* ---- watchdog: a test whose failure would be a hang fails instead ---------------
+ * test_watchdog(seconds, what) arms alarm(): if the process still runs then,
+ * it prints "FAIL: watchdog: <what> still running after N s" and aborts, so
+ * the suite fails (under CK_FORK=no too, where Check has no timeout).  The
+ * time is multiplied by CK_TIMEOUT_MULTIPLIER, as Check's own timeouts are
+ * (valgrind runs set it).  test_watchdog_off() disarms it. */
+static const char *volatile test_watchdog_what = "";
+static volatile unsigned test_watchdog_seconds;
+static volatile int test_watchdog_fd = -1; /* stderr as it was when armed (tests capture it) */
+
+static inline void test_watchdog_write(const char *s)
+{
+    ssize_t ignored = write(test_watchdog_fd, s, strlen(s));
+    (void)ignored;
+}
+
+static inline void test_watchdog_fired(int sig)
+{
+    (void)sig;
+    char n[24];
+    int i = (int)sizeof n - 1;
+    n[i] = '\0';
+    unsigned v = test_watchdog_seconds;
+    do
+        n[--i] = (char)('0' + v % 10);
+    while ((v /= 10) && i > 0);
+    test_watchdog_write("\nFAIL: watchdog: ");
+    test_watchdog_write((const char *)test_watchdog_what);
+    test_watchdog_write(" still running after ");
+    test_watchdog_write(n + i);
+    test_watchdog_write(" s (a hang)\n");
+    abort();
+}
+
+static inline void test_watchdog(unsigned seconds, const char *what)
+{
+    const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+    long mult = m ? atol(m) : 1;
+    test_watchdog_what = what;
+    test_watchdog_seconds = seconds * (unsigned)(mult > 0 ? mult : 1);
+    if (test_watchdog_fd < 0)
+        test_watchdog_fd = dup(STDERR_FILENO);
+    signal(SIGALRM, test_watchdog_fired);
+    alarm(test_watchdog_seconds);
+}
+
+static inline void test_watchdog_off(void)
+{
+    alarm(0);
 }
 
 /* Runs the suite; exit status 0 only when every test passed. */

@@ -20,7 +20,13 @@
  * freed when a cycle drops them.
  *
  * Thread safety: as <gcpool.h>: every function may be called from any thread,
- * except gcpool_bufpool_destroy, whose caller guarantees no concurrent use. */
+ * except gcpool_bufpool_destroy, whose caller guarantees no concurrent use.
+ * From callbacks and signal handlers: <gcpool.h>'s "Re-entrant calls".
+ *
+ * Checked mode (GCPOOL_DEBUG=1) remembers the capacity each get handed out: a
+ * put that claims more is reported (buffer pool, address, both capacities)
+ * and the buffer released, not pooled; a put of a buffer already put back, or
+ * of one no buffer pool handed out, is reported and ignored. */
 #ifndef GCPOOL_BUF_H
 #define GCPOOL_BUF_H
 

@@ -17,6 +17,20 @@
  * linking a retired ring back in (ABA).  A ring's head and tail keep counting
  * across reuse, so a thief's CAS on a reused ring only succeeds for a pop that
  * is correct now.
+ *
+ * Slots.  A slot is NULL when free.  A tail pop claims its slot by the CAS,
+ * then reads it, clears it and counts itself in `done`; until then the owner
+ * must not refill it.  The owner's head pop clears its slot right after its
+ * commit, and under rseq (gcpool/fastpath.h) that clear may lag: the popper
+ * can be preempted between its commit and its clear, and while it is off the
+ * CPU its slot, now at the head, holds an object that is nobody's to take.
+ * The owner may refill such a slot: the lagging clear happens only if the
+ * slot still holds the popper's object (fastpath.h says how).  It tells the
+ * two apart by `done`: when every tail pop ever claimed has finished (done ==
+ * tail), no thief is reading any slot, so a slot at the head that is not
+ * NULL is a lagging clear, or an aborted push's store that its abort handler
+ * will undo in the same conditional way - either way the owner's to refill.
+ * Otherwise the push fails and the chain uses another ring.
  */
 #ifndef GCPOOL_RING_H
 #define GCPOOL_RING_H
@@ -34,10 +48,13 @@ struct gcp_ring {
     uint32_t size;                 /* power of two */
     _Atomic uint32_t next;         /* toward the head (newer), or GCP_RING_NONE */
     _Atomic uint32_t prev;         /* toward the tail (older), or GCP_RING_NONE; owner's walk only */
+    _Atomic uint32_t done;         /* tail pops that have read and cleared their slot; counts
+                                      as tail does, so done == tail: no thief still reading */
     void *_Atomic slots[];         /* NULL: free for the owner to fill */
 };
 
-/* Owner only: returns false when the ring is full. */
+/* Owner only: returns false when the ring is full, or its head slot is a
+ * thief's still (see Slots above). */
 bool gcp_ring_push_head(struct gcp_ring *r, void *obj);
 /* Owner only: the newest object, or NULL. */
 void *gcp_ring_pop_head(struct gcp_ring *r);

@@ -152,6 +152,43 @@ START_TEST(test_ring_order_and_full)
 }
 END_TEST
 
+/* A head slot that is not NULL: refilled when no thief is reading (a head
+ * pop's clear that lags, ring.h "Slots"), refused while one may be. */
+START_TEST(test_ring_head_slot_not_yet_cleared)
+{
+    struct gcp_ring *r = gcp_ring_new(4);
+    ck_assert(gcp_ring_push_head(r, (void *)1));
+    ck_assert(gcp_ring_push_head(r, (void *)2));
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)2);
+    atomic_store(&r->slots[1], (void *)2); /* as if that pop's clear were still to come */
+    ck_assert(gcp_ring_push_head(r, (void *)3)); /* no thief: the owner's to refill */
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)3);
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)1);
+    /* Full, then a thief claims the oldest and has not read it yet. */
+    for (uintptr_t i = 4; i <= 7; i++)
+        ck_assert(gcp_ring_push_head(r, (void *)i));
+    atomic_fetch_add(&r->head_tail, 1); /* tail + 1: claimed, done not yet */
+    uint32_t thief = (uint32_t)atomic_load(&r->head_tail) - 1;
+    ck_assert_ptr_eq(atomic_load(&r->slots[thief & 3]), (void *)4);
+    ck_assert(!gcp_ring_push_head(r, (void *)8)); /* its slot: refused */
+    /* A lagging clear elsewhere is refused too while the thief reads. */
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)7);
+    atomic_store(&r->slots[(thief + 3) & 3], (void *)7);
+    ck_assert(!gcp_ring_push_head(r, (void *)8));
+    /* The thief finishes: both slots are the owner's again. */
+    atomic_store(&r->slots[thief & 3], NULL);
+    atomic_fetch_add(&r->done, 1);
+    ck_assert(gcp_ring_push_head(r, (void *)8));
+    ck_assert(gcp_ring_push_head(r, (void *)9));
+    for (uintptr_t i = 5; i <= 6; i++)
+        ck_assert_ptr_eq(gcp_ring_pop_tail(r), (void *)i);
+    ck_assert_ptr_eq(gcp_ring_pop_tail(r), (void *)8);
+    ck_assert_ptr_eq(gcp_ring_pop_tail(r), (void *)9);
+    ck_assert_ptr_null(gcp_ring_pop_tail(r));
+    gcp_ring_free(r);
+}
+END_TEST
+
 static uintptr_t taken[64];
 static int ntaken;
 
@@ -255,6 +292,7 @@ int main(void)
     TCase *tc = tcase_create("ring");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_ring_order_and_full);
+    tcase_add_test(tc, test_ring_head_slot_not_yet_cleared);
     tcase_add_test(tc, test_chain_growth_limit_reuse);
     tcase_add_test(tc, test_take_all);
     tcase_add_test(tc, test_pool_dequeue);

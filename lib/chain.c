@@ -70,6 +70,45 @@ static uint32_t reuse_retired(struct gcp_chain *c)
     return best;
 }
 
+/* Any thread: unlinks ring i, drained, from the tail t it was read at, and
+ * retires it.  false when the tail moved meanwhile. */
+static bool unlink_tail(struct gcp_chain *c, uint64_t t, uint32_t i, uint32_t next)
+{
+    /* The version makes the CAS fail if i was unlinked, reused and came back
+     * to the tail meanwhile.  Acquire on success orders our reads of the
+     * successor after the CAS. */
+    if (!atomic_compare_exchange_strong_explicit(&c->tail, &t, tail_word(tail_version(t) + 1, next),
+                                                 memory_order_acquire, memory_order_relaxed))
+        return false;
+    /* Cut the owner's walk at the new tail (racing with a reuse of next is
+     * harmless: a wrong prev only ends a walk early). */
+    atomic_store_explicit(&ring_at(c, next)->prev, GCP_RING_NONE, memory_order_relaxed);
+    /* Release: our reads of i happen-before the owner reuses it. */
+    atomic_fetch_or_explicit(&c->retired, 1u << i, memory_order_release);
+    return true;
+}
+
+/* Owner: unlinks the drained rings at the tail, as a thief's pop_tail does.
+ * Without it the rings the owner emptied would wait for a thief, and where
+ * there is none (every thread on one CPU) the table would fill with empty
+ * rings.  A ring that is not the head gets no more pushes (only the owner
+ * pushes, at the head), so one seen empty stays empty until it is reused. */
+static void reclaim_drained(struct gcp_chain *c)
+{
+    for (;;) {
+        /* Acquire: pairs with link_head's release of the first ring. */
+        uint64_t t = atomic_load_explicit(&c->tail, memory_order_acquire);
+        uint32_t i = tail_index(t);
+        if (i == GCP_RING_NONE || i == c->head)
+            return;
+        struct gcp_ring *r = ring_at(c, i);
+        uint32_t next = atomic_load_explicit(&r->next, memory_order_acquire);
+        if (gcp_ring_len(r) != 0 || next == GCP_RING_NONE)
+            return;
+        unlink_tail(c, t, i, next); /* or a thief did: look again */
+    }
+}
+
 bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_t ring_min,
                          uint32_t ring_max)
 {
@@ -79,6 +118,7 @@ bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_
         if (gcp_ring_push_head(r, obj))
             return true;
         size = r->size * 2 > ring_max ? ring_max : r->size * 2;
+        reclaim_drained(c);
     }
     /* A retired ring is empty but for slots a slow thief has claimed and not yet
      * cleared; then the push fails and we look again. */
@@ -138,18 +178,7 @@ void *gcp_chain_pop_tail(struct gcp_chain *c)
             return obj;
         if (next == GCP_RING_NONE)
             return NULL;
-        /* r is drained and not the head: unlink it.  The version makes the CAS
-         * fail if r was unlinked, reused and came back to the tail meanwhile.
-         * Acquire on success orders our reads of the successor after the CAS. */
-        if (atomic_compare_exchange_strong_explicit(&c->tail, &t,
-                                                    tail_word(tail_version(t) + 1, next),
-                                                    memory_order_acquire, memory_order_relaxed)) {
-            /* Cut the owner's walk at the new tail (racing with a reuse of next
-             * is harmless: a wrong prev only ends a walk early). */
-            atomic_store_explicit(&ring_at(c, next)->prev, GCP_RING_NONE, memory_order_relaxed);
-            /* Release: our reads of r happen-before the owner reuses it. */
-            atomic_fetch_or_explicit(&c->retired, 1u << i, memory_order_release);
-        }
+        unlink_tail(c, t, i, next); /* r is drained and not the head */
     }
 }
 

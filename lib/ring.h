@@ -6,7 +6,8 @@
  *
  * A chain links rings from tail (oldest, smallest) to head (newest, twice as
  * large, up to a limit).  When the head ring is full the owner links a new one;
- * thieves unlink a tail ring they find drained.
+ * thieves unlink a tail ring they find drained, and so does the owner before
+ * it links one (with no thief about, nobody else would).
  *
  * Unlike Go we have no collector to free an unlinked ring while a slow thief may
  * still read it, so rings are never freed before the chain is destroyed: they
@@ -84,9 +85,10 @@ void gcp_chain_init(struct gcp_chain *c);
 /* Frees every ring; the caller guarantees no concurrent use and an empty chain. */
 void gcp_chain_destroy(struct gcp_chain *c);
 
-/* Owner: pushes obj.  Returns true, or false when every linked ring is full
- * and no retired ring fits: then the size of the ring the owner should allocate
- * (outside any lock) and offer with gcp_chain_push_ring is in *want. */
+/* Owner: pushes obj.  Returns true, or false when the head ring has no room
+ * and no retired ring fits, once the drained rings at the tail have been
+ * retired: then the size of the ring the owner should allocate (outside any
+ * lock) and offer with gcp_chain_push_ring is in *want. */
 bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_t ring_min,
                          uint32_t ring_max);
 /* Owner: links r as the new head and pushes obj into it.  Returns true when r
@@ -98,8 +100,8 @@ void *gcp_chain_pop_head(struct gcp_chain *c);
 /* Any thread: the oldest object, or NULL; unlinks drained tail rings. */
 void *gcp_chain_pop_tail(struct gcp_chain *c);
 /* Any thread: takes every object of every ring (a cycle's drop), one CAS per
- * ring rather than one per object.  Drained rings stay linked until a thief
- * unlinks them.  Returns how many. */
+ * ring rather than one per object.  Drained rings stay linked until a thief,
+ * or the owner's next push that needs a ring, unlinks them.  Returns how many. */
 uint64_t gcp_chain_take_all(struct gcp_chain *c, void (*fn)(void *obj, void *arg), void *arg);
 
 #endif

@@ -286,6 +286,28 @@ START_TEST(test_chain_growth_limit_reuse)
 }
 END_TEST
 
+/* With no thief at all, the owner retires the rings it drained itself: a
+ * chain filled to the table's limit and emptied by head pops takes the same
+ * number of objects again without a new ring. */
+START_TEST(test_chain_owner_reclaims)
+{
+    struct gcp_chain c;
+    gcp_chain_init(&c);
+    long end = fill(&c, 2, 2, 1);
+    long capacity = GCP_CHAIN_RINGS * 2;
+    ck_assert_int_eq(end - 1, capacity);
+    for (long i = end - 1; i >= 1; i--)
+        ck_assert_ptr_eq(gcp_chain_pop_head(&c), (void *)(uintptr_t)i);
+    ck_assert_ptr_null(gcp_chain_pop_head(&c));
+    long end2 = fill(&c, 2, 2, end); /* fails at once if a new ring is asked for */
+    ck_assert_int_eq(end2 - end, capacity);
+    for (long i = end; i < end2; i++) /* every one reachable, oldest first */
+        ck_assert_ptr_eq(gcp_chain_pop_tail(&c), (void *)(uintptr_t)i);
+    ck_assert_ptr_null(gcp_chain_pop_tail(&c));
+    gcp_chain_destroy(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ring");
@@ -294,6 +316,7 @@ int main(void)
     tcase_add_test(tc, test_ring_order_and_full);
     tcase_add_test(tc, test_ring_head_slot_not_yet_cleared);
     tcase_add_test(tc, test_chain_growth_limit_reuse);
+    tcase_add_test(tc, test_chain_owner_reclaims);
     tcase_add_test(tc, test_take_all);
     tcase_add_test(tc, test_pool_dequeue);
     tcase_add_test(tc, test_pool_chain);

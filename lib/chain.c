@@ -194,3 +194,15 @@ uint64_t gcp_chain_take_all(struct gcp_chain *c, void (*fn)(void *obj, void *arg
     }
     return n;
 }
+
+void gcp_chain_after_fork(struct gcp_chain *c)
+{
+    for (int i = 0; i < GCP_CHAIN_RINGS; i++) {
+        struct gcp_ring *r = ring_at(c, (uint32_t)i);
+        if (!r)
+            continue;
+        /* One thread now: relaxed.  The tail is head_tail's low half. */
+        uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);
+        atomic_store_explicit(&r->done, (uint32_t)ht, memory_order_relaxed);
+    }
+}

@@ -99,6 +99,10 @@ bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj);
 void *gcp_chain_pop_head(struct gcp_chain *c);
 /* Any thread: the oldest object, or NULL; unlinks drained tail rings. */
 void *gcp_chain_pop_tail(struct gcp_chain *c);
+/* In a forked child, pins held: tail pops caught between their claim and
+ * their done did not follow the fork; counts them done, so that the slots
+ * they held are the owner's to refill (see Slots). */
+void gcp_chain_after_fork(struct gcp_chain *c);
 /* Any thread: takes every object of every ring (a cycle's drop), one CAS per
  * ring rather than one per object.  Drained rings stay linked until a thief,
  * or the owner's next push that needs a ring, unlinks them.  Returns how many. */

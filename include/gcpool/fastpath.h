@@ -73,6 +73,21 @@ GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
 
 #define GCPOOL_RSEQ_SIG_ "0x53053053" /* glibc's RSEQ_SIG on x86 */
 
+/* Abort injection, for tests (tests/test_abort.c), as in the Linux rseq
+ * selftests and librseq: point n of a sequence is GCPOOL_RSEQ_INJECT_(n).  It
+ * is empty, unless the program defines GCPOOL_RSEQ_INJECT(n) before it
+ * includes <gcpool.h>: then it is that asm text, which may provoke an abort
+ * there (a delay, a trap).  It must keep every register and the stack (the
+ * red zone is live); it may change the flags, which are dead at every point.
+ * Points: take 1 2, fill 3 4, push 5 6 7, pop 8 9, the pop's clear 10; the
+ * last of each sits right before that sequence's commit. */
+#define GCPOOL_RSEQ_INJECT_POINTS 10
+#ifdef GCPOOL_RSEQ_INJECT
+#define GCPOOL_RSEQ_INJECT_(n) GCPOOL_RSEQ_INJECT(n)
+#else
+#define GCPOOL_RSEQ_INJECT_(n) ""
+#endif
+
 /* The start of every sequence, the library's included.  Emits its descriptor
  * (3) and its abort handler (4, after the signature the kernel checks, in a
  * section of its own), which runs `undo`, counts the restart and starts over;
@@ -121,9 +136,11 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_take_(con
 {
     void *obj;
     __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
+                         GCPOOL_RSEQ_INJECT_(1)
                          "movq (%%rdx), %[obj]\n\t"
                          "testq %[obj], %[obj]\n\t"
                          "jz 2f\n\t"
+                         GCPOOL_RSEQ_INJECT_(2)
                          "movq $0, (%%rdx)\n\t" /* commit */
                          "2: jmp 6f\n\t"
                          "5: xorl %k[obj], %k[obj]\n\t"
@@ -144,8 +161,10 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const
 {
     int done;
     __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
+                         GCPOOL_RSEQ_INJECT_(3)
                          "cmpq $0, (%%rdx)\n\t"
                          "jne 5f\n\t"
+                         GCPOOL_RSEQ_INJECT_(4)
                          "movq %[obj], (%%rdx)\n\t" /* commit */
                          "2: incq %c[fills](%%rdx)\n\t"
                          "movl $1, %[done]\n\t"
@@ -211,6 +230,7 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const
                            "7: ")
         "xorl %[done], %[done]\n\t"
         GCPOOL_RSEQ_HEAD_RING_
+        GCPOOL_RSEQ_INJECT_(5)
         "movl %%ecx, %%r8d\n\t"
         "subl %%eax, %%r8d\n\t"       /* head - tail */
         "cmpl %c[size](%%rdx), %%r8d\n\t"
@@ -221,10 +241,12 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const
         "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
         "cmpq $0, (%%r8)\n\t"
         "jne 5f\n\t"                  /* a thief's, or a pop's clear to come: slow path */
+        GCPOOL_RSEQ_INJECT_(6)
         "movq %%r8, %%r11\n\t"        /* from here an abort undoes the slot */
         "movq %[obj], (%%r8)\n\t"
         "movl $1, %[done]\n\t"
         "incl %%ecx\n\t"
+        GCPOOL_RSEQ_INJECT_(7)          /* the slot written, head not yet moved */
         "movl %%ecx, 4(%%rdx)\n\t"    /* commit: head + 1 publishes the slot */
         "2: incq %c[count](%%r9)\n\t"
         "jmp 6f\n\t"
@@ -260,6 +282,7 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(cons
         GCPOOL_RSEQ_BEGIN_("", "")
         "movl %%ecx, %%r11d\n\t"      /* this CPU, for the clear */
         GCPOOL_RSEQ_HEAD_RING_
+        GCPOOL_RSEQ_INJECT_(8)
         "cmpl %%eax, %%ecx\n\t"
         "je 5f\n\t"                   /* empty */
         "movl %c[size](%%rdx), %%r8d\n\t"
@@ -273,6 +296,7 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(cons
         "shlq $32, %%r10\n\t"
         "movl %%eax, %%ecx\n\t"
         "orq %%rcx, %%r10\n\t"        /* new: head - 1, same tail */
+        GCPOOL_RSEQ_INJECT_(9)
         "lock cmpxchgq %%r10, (%%rdx)\n\t" /* commit, if head_tail did not move */
         "2: jne 5f\n\t"
         "incq %c[count](%%r9)\n\t"
@@ -290,6 +314,7 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(cons
         "jne 14f\n\t"
         "cmpq %[obj], (%%r8)\n\t"
         "jne 12f\n\t"               /* refilled: no longer ours */
+        GCPOOL_RSEQ_INJECT_(10)
         "movq $0, (%%r8)\n\t"        /* commit */
         "12: jmp 6f\n\t"
         ".pushsection __rseq_failure, \"ax\"\n\t"

@@ -55,19 +55,30 @@ static void link_head(struct gcp_chain *c, uint32_t i)
     c->head_ring = r;
 }
 
-/* Owner: takes back the largest retired ring, or returns GCP_RING_NONE. */
-static uint32_t reuse_retired(struct gcp_chain *c)
+/* Owner: takes back the largest retired ring of at least min_size slots, or
+ * returns GCP_RING_NONE. */
+static uint32_t reuse_retired(struct gcp_chain *c, uint32_t min_size)
 {
     /* Acquire: the thief that retired a ring released its last reads of it. */
     uint32_t bits = atomic_load_explicit(&c->retired, memory_order_acquire);
     uint32_t best = GCP_RING_NONE;
     for (uint32_t i = 0; bits; i++, bits >>= 1)
-        if ((bits & 1) && (best == GCP_RING_NONE || ring_at(c, i)->size > ring_at(c, best)->size))
+        if ((bits & 1) && ring_at(c, i)->size >= min_size &&
+            (best == GCP_RING_NONE || ring_at(c, i)->size > ring_at(c, best)->size))
             best = i;
     if (best != GCP_RING_NONE)
         /* Only the owner clears bits, so the bit is still ours to clear. */
         atomic_fetch_and_explicit(&c->retired, ~(1u << best), memory_order_relaxed);
     return best;
+}
+
+/* Owner: whether every entry of the table holds a ring. */
+static bool table_full(struct gcp_chain *c)
+{
+    for (int i = 0; i < GCP_CHAIN_RINGS; i++)
+        if (!atomic_load_explicit(&c->rings[i], memory_order_relaxed))
+            return false;
+    return true;
 }
 
 /* Any thread: unlinks ring i, drained, from the tail t it was read at, and
@@ -117,12 +128,19 @@ bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_
         struct gcp_ring *r = ring_at(c, c->head);
         if (gcp_ring_push_head(r, obj))
             return true;
-        size = r->size * 2 > ring_max ? ring_max : r->size * 2;
+        /* Full: the next ring is twice as large.  Else its head slot is a
+         * thief's still, and one as large will do. */
+        size = gcp_ring_len(r) < r->size ? r->size : r->size * 2 > ring_max ? ring_max : r->size * 2;
         reclaim_drained(c);
     }
-    /* A retired ring is empty but for slots a slow thief has claimed and not yet
-     * cleared; then the push fails and we look again. */
-    for (uint32_t i; (i = reuse_retired(c)) != GCP_RING_NONE;) {
+    /* A retired ring smaller than that only while the table has no room for
+     * a new one: reusing the small rings a head ring's overflow drained would
+     * keep the chain from growing to what it holds, and every pop past the
+     * head ring takes the slow path.  A retired ring is empty but for slots a
+     * slow thief has claimed and not yet cleared; then the push fails and we
+     * look again. */
+    uint32_t min_size = table_full(c) ? 0 : size;
+    for (uint32_t i; (i = reuse_retired(c, min_size)) != GCP_RING_NONE;) {
         link_head(c, i);
         if (gcp_ring_push_head(ring_at(c, i), obj))
             return true;

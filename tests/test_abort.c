@@ -32,7 +32,6 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -127,13 +126,6 @@ static double deadline;
 static _Atomic int stop_cycles;
 static _Atomic long operations;
 
-static double seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Bursts of 1 to 12 gets then as many puts: the private slot (take, fill)
  * and past it the head ring (push, pop, clear). */
 static void *worker(void *arg)
@@ -141,7 +133,7 @@ static void *worker(void *arg)
     (void)arg;
     struct object *held[12];
     long ops = 0;
-    for (long i = 0; i % 256 != 0 || seconds() < deadline; i++) {
+    for (long i = 0; i % 256 != 0 || test_seconds() < deadline; i++) {
         int n = 1 + (int)(i % 12);
         for (int k = 0; k < n; k++) {
             struct object *o = gcpool_get(pool);
@@ -197,7 +189,7 @@ START_TEST(test_abort_at_every_point)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int nthreads = (int)(4 * cores);
     pthread_t cyc, t[nthreads];
-    deadline = seconds() + 1;
+    deadline = test_seconds() + 1;
     ck_assert_int_eq(pthread_create(&cyc, NULL, cycler, NULL), 0);
     for (int k = 0; k < nthreads; k++)
         ck_assert_int_eq(pthread_create(&t[k], NULL, worker, NULL), 0);

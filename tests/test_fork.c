@@ -18,7 +18,6 @@
 #include <stdint.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "debug.h"
@@ -408,14 +407,7 @@ static void *busy_napper(void *arg)
     return NULL;
 }
 
-static double fork_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Waits until the deadline (fork_seconds) for child pid to exit: true with
+/* Waits until the deadline (test_seconds) for child pid to exit: true with
  * its status, false if it is still running. */
 static bool wait_child(pid_t pid, double deadline, int *status)
 {
@@ -424,7 +416,7 @@ static bool wait_child(pid_t pid, double deadline, int *status)
         struct pollfd ready = {.fd = fd, .events = POLLIN};
         int n;
         do {
-            double left = deadline - fork_seconds();
+            double left = deadline - test_seconds();
             n = poll(&ready, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
         } while (n < 0 && errno == EINTR);
         close(fd);
@@ -433,7 +425,7 @@ static bool wait_child(pid_t pid, double deadline, int *status)
         return waitpid(pid, status, 0) == pid;
     }
     pid_t got; /* no pidfd (old kernel, valgrind): look every millisecond */
-    while ((got = waitpid(pid, status, WNOHANG)) == 0 && fork_seconds() < deadline)
+    while ((got = waitpid(pid, status, WNOHANG)) == 0 && test_seconds() < deadline)
         usleep(1000);
     return got == pid;
 }
@@ -471,7 +463,7 @@ START_TEST(test_many_forks_every_mode)
         usleep(500); /* let the threads queue up again */
         fflush(stdout);
         pid_t pid = fork();
-        double start = fork_seconds(); /* the child's second starts now */
+        double start = test_seconds(); /* the child's second starts now */
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
             int code = 0;
@@ -488,7 +480,7 @@ START_TEST(test_many_forks_every_mode)
         }
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: child status %d", f,
                       status);
-        slowest = fork_seconds() - start > slowest ? fork_seconds() - start : slowest;
+        slowest = test_seconds() - start > slowest ? test_seconds() - start : slowest;
     }
     atomic_store(&M.stop, 1);
     pthread_join(napper, NULL);

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pin.h"
@@ -189,13 +188,6 @@ struct one_cpu {
     _Atomic int workers_done, signals_over, bad_get;
 };
 
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *one_cpu_make(void *arg)
 {
     struct one_cpu *w = arg;
@@ -230,7 +222,7 @@ static void *one_cpu_worker(void *arg)
         /* The CPU may be shared with the whole machine: a time limit keeps
          * the test short.  It only shortens the run; what is checked holds at
          * every instant. */
-        if (i % 4096 == 4095 && monotonic_seconds() > w->deadline)
+        if (i % 4096 == 4095 && test_seconds() > w->deadline)
             break;
     }
     /* The most any fetch_add returned is the most ever counted out. */
@@ -283,7 +275,7 @@ START_TEST(test_threads_on_one_cpu)
     pthread_attr_init(&anywhere);
     pthread_attr_setaffinity_np(&anywhere, sizeof all, &all);
     int cpu = test_pin_to_one_cpu(); /* the workers inherit it */
-    w.deadline = monotonic_seconds() + 2;
+    w.deadline = test_seconds() + 2;
     for (int k = 0; k < n; k++)
         ck_assert_int_eq(pthread_create(&w.workers[k], NULL, one_cpu_worker, &w), 0);
     ck_assert_int_eq(pthread_create(&signaller, &anywhere, one_cpu_signaller, &w), 0);

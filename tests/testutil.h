@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GC_THREADS
@@ -152,6 +153,14 @@ static inline const char *test_capture_stderr(void (*fn)(void))
     captured[n] = '\0';
     fclose(tmp);
     return captured;
+}
+
+/* CLOCK_MONOTONIC in seconds: for tests that bound how long they run. */
+static inline double test_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Runs the suite; exit status 0 only when every test passed. */

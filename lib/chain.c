@@ -55,19 +55,69 @@ static void link_head(struct gcp_chain *c, uint32_t i)
     c->head_ring = r;
 }
 
-/* Owner: takes back the largest retired ring, or returns GCP_RING_NONE. */
-static uint32_t reuse_retired(struct gcp_chain *c)
+/* Owner: takes back the largest retired ring of at least min_size slots, or
+ * returns GCP_RING_NONE. */
+static uint32_t reuse_retired(struct gcp_chain *c, uint32_t min_size)
 {
     /* Acquire: the thief that retired a ring released its last reads of it. */
     uint32_t bits = atomic_load_explicit(&c->retired, memory_order_acquire);
     uint32_t best = GCP_RING_NONE;
     for (uint32_t i = 0; bits; i++, bits >>= 1)
-        if ((bits & 1) && (best == GCP_RING_NONE || ring_at(c, i)->size > ring_at(c, best)->size))
+        if ((bits & 1) && ring_at(c, i)->size >= min_size &&
+            (best == GCP_RING_NONE || ring_at(c, i)->size > ring_at(c, best)->size))
             best = i;
     if (best != GCP_RING_NONE)
         /* Only the owner clears bits, so the bit is still ours to clear. */
         atomic_fetch_and_explicit(&c->retired, ~(1u << best), memory_order_relaxed);
     return best;
+}
+
+/* Owner: whether every entry of the table holds a ring. */
+static bool table_full(struct gcp_chain *c)
+{
+    for (int i = 0; i < GCP_CHAIN_RINGS; i++)
+        if (!atomic_load_explicit(&c->rings[i], memory_order_relaxed))
+            return false;
+    return true;
+}
+
+/* Any thread: unlinks ring i, drained, from the tail t it was read at, and
+ * retires it.  false when the tail moved meanwhile. */
+static bool unlink_tail(struct gcp_chain *c, uint64_t t, uint32_t i, uint32_t next)
+{
+    /* The version makes the CAS fail if i was unlinked, reused and came back
+     * to the tail meanwhile.  Acquire on success orders our reads of the
+     * successor after the CAS. */
+    if (!atomic_compare_exchange_strong_explicit(&c->tail, &t, tail_word(tail_version(t) + 1, next),
+                                                 memory_order_acquire, memory_order_relaxed))
+        return false;
+    /* Cut the owner's walk at the new tail (racing with a reuse of next is
+     * harmless: a wrong prev only ends a walk early). */
+    atomic_store_explicit(&ring_at(c, next)->prev, GCP_RING_NONE, memory_order_relaxed);
+    /* Release: our reads of i happen-before the owner reuses it. */
+    atomic_fetch_or_explicit(&c->retired, 1u << i, memory_order_release);
+    return true;
+}
+
+/* Owner: unlinks the drained rings at the tail, as a thief's pop_tail does.
+ * Without it the rings the owner emptied would wait for a thief, and where
+ * there is none (every thread on one CPU) the table would fill with empty
+ * rings.  A ring that is not the head gets no more pushes (only the owner
+ * pushes, at the head), so one seen empty stays empty until it is reused. */
+static void reclaim_drained(struct gcp_chain *c)
+{
+    for (;;) {
+        /* Acquire: pairs with link_head's release of the first ring. */
+        uint64_t t = atomic_load_explicit(&c->tail, memory_order_acquire);
+        uint32_t i = tail_index(t);
+        if (i == GCP_RING_NONE || i == c->head)
+            return;
+        struct gcp_ring *r = ring_at(c, i);
+        uint32_t next = atomic_load_explicit(&r->next, memory_order_acquire);
+        if (gcp_ring_len(r) != 0 || next == GCP_RING_NONE)
+            return;
+        unlink_tail(c, t, i, next); /* or a thief did: look again */
+    }
 }
 
 bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_t ring_min,
@@ -78,11 +128,19 @@ bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_
         struct gcp_ring *r = ring_at(c, c->head);
         if (gcp_ring_push_head(r, obj))
             return true;
-        size = r->size * 2 > ring_max ? ring_max : r->size * 2;
+        /* Full: the next ring is twice as large.  Else its head slot is a
+         * thief's still, and one as large will do. */
+        size = gcp_ring_len(r) < r->size ? r->size : r->size * 2 > ring_max ? ring_max : r->size * 2;
+        reclaim_drained(c);
     }
-    /* A retired ring is empty but for slots a slow thief has claimed and not yet
-     * cleared; then the push fails and we look again. */
-    for (uint32_t i; (i = reuse_retired(c)) != GCP_RING_NONE;) {
+    /* A retired ring smaller than that only while the table has no room for
+     * a new one: reusing the small rings a head ring's overflow drained would
+     * keep the chain from growing to what it holds, and every pop past the
+     * head ring takes the slow path.  A retired ring is empty but for slots a
+     * slow thief has claimed and not yet cleared; then the push fails and we
+     * look again. */
+    uint32_t min_size = table_full(c) ? 0 : size;
+    for (uint32_t i; (i = reuse_retired(c, min_size)) != GCP_RING_NONE;) {
         link_head(c, i);
         if (gcp_ring_push_head(ring_at(c, i), obj))
             return true;
@@ -138,18 +196,7 @@ void *gcp_chain_pop_tail(struct gcp_chain *c)
             return obj;
         if (next == GCP_RING_NONE)
             return NULL;
-        /* r is drained and not the head: unlink it.  The version makes the CAS
-         * fail if r was unlinked, reused and came back to the tail meanwhile.
-         * Acquire on success orders our reads of the successor after the CAS. */
-        if (atomic_compare_exchange_strong_explicit(&c->tail, &t,
-                                                    tail_word(tail_version(t) + 1, next),
-                                                    memory_order_acquire, memory_order_relaxed)) {
-            /* Cut the owner's walk at the new tail (racing with a reuse of next
-             * is harmless: a wrong prev only ends a walk early). */
-            atomic_store_explicit(&ring_at(c, next)->prev, GCP_RING_NONE, memory_order_relaxed);
-            /* Release: our reads of r happen-before the owner reuses it. */
-            atomic_fetch_or_explicit(&c->retired, 1u << i, memory_order_release);
-        }
+        unlink_tail(c, t, i, next); /* r is drained and not the head */
     }
 }
 
@@ -164,4 +211,16 @@ uint64_t gcp_chain_take_all(struct gcp_chain *c, void (*fn)(void *obj, void *arg
             n += gcp_ring_take_all(r, fn, arg);
     }
     return n;
+}
+
+void gcp_chain_after_fork(struct gcp_chain *c)
+{
+    for (int i = 0; i < GCP_CHAIN_RINGS; i++) {
+        struct gcp_ring *r = ring_at(c, (uint32_t)i);
+        if (!r)
+            continue;
+        /* One thread now: relaxed.  The tail is head_tail's low half. */
+        uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);
+        atomic_store_explicit(&r->done, (uint32_t)ht, memory_order_relaxed);
+    }
 }

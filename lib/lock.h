@@ -77,4 +77,11 @@ static inline void gcp_unlock(gcp_lock_t *l)
     gcp_busy_leave();
 }
 
+/* In a forked child only, on a lock its one thread holds: frees it without
+ * waking anyone, for the sleepers it may record did not follow the fork. */
+static inline void gcp_lock_reset(gcp_lock_t *l)
+{
+    atomic_store_explicit(&l->state, 0, memory_order_relaxed); /* one thread: no ordering */
+}
+
 #endif

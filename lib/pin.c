@@ -21,7 +21,7 @@ bool gcp_pin_rseq;
  * any program: a program that refers to it may hold the one copy (a copy
  * relocation), so no hidden alias may stand in for it here.  All zero, `on`
  * included, until choose() fills it. */
-struct gcpool_fastpath gcpool_fastpath_v1;
+struct gcpool_fastpath gcpool_fastpath_v2;
 
 /* Why this process cannot use rseq, or NULL when it can. */
 static const char *rseq_impossible(void)
@@ -67,10 +67,10 @@ static void choose(void)
     const struct gcp_topology *t = gcp_topology();
     size_t stride = gcp_local_stride();
     for (unsigned cpu = 0; cpu < GCP_PIN_MAX_CPUS; cpu++)
-        gcpool_fastpath_v1.cpu_local[cpu] = cpu < t->ncpu_table && t->cpu_to_local[cpu] >= 0
+        gcpool_fastpath_v2.cpu_local[cpu] = cpu < t->ncpu_table && t->cpu_to_local[cpu] >= 0
                                       ? (size_t)t->cpu_to_local[cpu] * stride
                                       : GCP_PIN_NO_LOCAL;
-    gcpool_fastpath_v1.rseq_offset = __rseq_offset;
+    gcpool_fastpath_v2.rseq_offset = __rseq_offset;
     gcp_pin_rseq = true;
 #endif
 }
@@ -108,7 +108,7 @@ void gcp_pin_after_fork(void)
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) {
         gcp_pin_rseq = false;
         /* Relaxed: the child has one thread yet. */
-        __atomic_store_n(&gcpool_fastpath_v1.on, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&gcpool_fastpath_v2.on, 0, __ATOMIC_RELAXED);
     }
 #endif
 }
@@ -117,7 +117,7 @@ uint64_t gcp_pin_restarts(void)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* Relaxed: the abort handlers' locked increments make it untorn. */
-    return __atomic_load_n(&gcpool_fastpath_v1.restarts, __ATOMIC_RELAXED);
+    return __atomic_load_n(&gcpool_fastpath_v2.restarts, __ATOMIC_RELAXED);
 #else
     return 0;
 #endif
@@ -127,7 +127,7 @@ uint64_t gcp_pin_restarts(void)
 static bool cpu_has_own_local(int cpu)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
-    return cpu >= 0 && cpu < GCP_PIN_MAX_CPUS && gcpool_fastpath_v1.cpu_local[cpu] != GCP_PIN_NO_LOCAL;
+    return cpu >= 0 && cpu < GCP_PIN_MAX_CPUS && gcpool_fastpath_v2.cpu_local[cpu] != GCP_PIN_NO_LOCAL;
 #else
     (void)cpu;
     return false;

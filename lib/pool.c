@@ -27,7 +27,7 @@ enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE }
 static _Atomic unsigned pools_created;
 
 /* gcpool/fastpath.h's sequences, inlined in programs, read our layout.  Any
- * change here is a change of that contract: rename gcpool_fastpath_v1 too. */
+ * change here is a change of that contract: rename gcpool_fastpath_v2 too. */
 _Static_assert(offsetof(struct gcpool, cur) == 0, "fastpath.h: a pool's first word is cur");
 _Static_assert(sizeof(struct gcp_locals) == GCPOOL_FASTPATH_LOCALS_HEADER,
                "fastpath.h: the locals start right after their array's header");
@@ -53,7 +53,7 @@ _Static_assert(offsetof(struct gcpool_fastpath, cpu_local) ==
  * chosen once); relaxed, as fastpath.h says. */
 static inline bool fast_on(void)
 {
-    return __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED);
+    return __atomic_load_n(&gcpool_fastpath_v2.on, __ATOMIC_RELAXED);
 }
 
 static size_t round_up(size_t n, size_t unit)
@@ -134,7 +134,7 @@ static gcpool_t *create(const gcpool_options_t *opts)
     gcp_cycle_init();
     gcp_debug_init();
     gcp_stats_at_exit();
-    __atomic_store_n(&gcpool_fastpath_v1.on, gcp_pin_rseq && !gcp_debug, __ATOMIC_RELAXED);
+    __atomic_store_n(&gcpool_fastpath_v2.on, gcp_pin_rseq && !gcp_debug, __ATOMIC_RELAXED);
 
     struct gcpool *p = gcp_mem_calloc(sizeof *p);
     if (!p || (opts->name && !(p->name = gcp_mem_strdup(opts->name)))) {
@@ -644,7 +644,7 @@ void *(gcpool_get)(gcpool_t *p)
 /* Where the inline gcpool_get goes when the private slot and the head ring
  * were empty (get_shared tries the ring once more: the sequence may have
  * given up for a migration). */
-void *gcpool_fastpath_get_v1(gcpool_t *p)
+void *gcpool_fastpath_get_v2(gcpool_t *p)
 {
     return __builtin_expect(p && fast_on(), 1) ? get_shared(p) : get_general(p);
 }
@@ -796,13 +796,30 @@ void(gcpool_put)(gcpool_t *p, void *obj)
 }
 
 /* Where the inline gcpool_put goes when the private slot and the head ring
- * were full (put_shared tries the ring once more, as gcpool_fastpath_get_v1). */
-void gcpool_fastpath_put_v1(gcpool_t *p, void *obj)
+ * were full (put_shared tries the ring once more, as gcpool_fastpath_get_v2). */
+void gcpool_fastpath_put_v2(gcpool_t *p, void *obj)
 {
     if (__builtin_expect(p && obj && fast_on(), 1))
         put_shared(p, obj);
     else
         put_general(p, obj);
+}
+
+/* Programs built against the v1 contract (fastpath.h says why it changed)
+ * read gcpool_fastpath_v1 instead: its `on` stays 0, so they call gcpool_get
+ * and gcpool_put and never these two, kept so that they still link. */
+GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v1;
+GCPOOL_API void *gcpool_fastpath_get_v1(gcpool_t *p);
+GCPOOL_API void gcpool_fastpath_put_v1(gcpool_t *p, void *obj);
+
+void *gcpool_fastpath_get_v1(gcpool_t *p)
+{
+    return get_general(p);
+}
+
+void gcpool_fastpath_put_v1(gcpool_t *p, void *obj)
+{
+    put_general(p, obj);
 }
 
 const char *gcpool_version(void)

@@ -13,6 +13,13 @@ static inline uint32_t tail_of(uint64_t ht) { return (uint32_t)ht; }
 
 bool gcp_ring_push_head(struct gcp_ring *r, void *obj)
 {
+    /* done first, then head_tail (acquire keeps them in that order): every
+     * tail pop counted in done made its claim before, so it is in the tail we
+     * read; done == tail then means none we can see is still reading, and one
+     * that claims after cannot claim the head's slot (the ring is not full).
+     * Acquire also pairs with the thieves' release of done: their reads of
+     * their slots happen-before we refill one. */
+    uint32_t done = atomic_load_explicit(&r->done, memory_order_acquire);
     /* Relaxed: only the owner moves the head, and a stale tail only makes the
      * ring look fuller than it is; the slot check below is what protects. */
     uint64_t ht = atomic_load_explicit(&r->head_tail, memory_order_relaxed);
@@ -21,9 +28,15 @@ bool gcp_ring_push_head(struct gcp_ring *r, void *obj)
         return false;
     void *_Atomic *slot = &r->slots[head & (r->size - 1)];
     /* Acquire: a tail popper that claimed this slot releases it by storing NULL
-     * after reading its object; until then the slot is not ours to overwrite. */
-    if (atomic_load_explicit(slot, memory_order_acquire) != NULL)
+     * after reading its object; until then the slot is not ours to overwrite.
+     * Not NULL with no thief reading: a head pop's clear still to come, or an
+     * aborted push's store still to be undone, each conditional on the slot
+     * still holding its object (ring.h): ours to refill. */
+    if (atomic_load_explicit(slot, memory_order_acquire) != NULL && done != tail)
         return false;
+    /* Relaxed: the head's release below publishes it.  A store, not a CAS:
+     * against the lagging clears' CAS it is atomic, and their plain stores
+     * cannot interleave (they run in a sequence that checks the pin we hold). */
     atomic_store_explicit(slot, obj, memory_order_relaxed);
     /* Release: publishes the slot's content to whoever claims it by a CAS on
      * head_tail (pop_tail's acquire). */
@@ -66,6 +79,8 @@ void *gcp_ring_pop_tail(struct gcp_ring *r)
             void *obj = atomic_load_explicit(slot, memory_order_relaxed);
             /* Release: our read above happens-before the owner refills the slot. */
             atomic_store_explicit(slot, NULL, memory_order_release);
+            /* Release, for the owner's acquire of done: as the store above. */
+            atomic_fetch_add_explicit(&r->done, 1, memory_order_release);
             return obj;
         }
     }
@@ -92,6 +107,9 @@ uint32_t gcp_ring_take_all(struct gcp_ring *r, void (*fn)(void *obj, void *arg),
         atomic_store_explicit(slot, NULL, memory_order_release);
         fn(obj, arg);
     }
+    /* Release: as pop_tail's.  Once for the lot, one atomic a ring; until then
+     * the owner only refills the slots we cleared. */
+    atomic_fetch_add_explicit(&r->done, head - tail, memory_order_release);
     return head - tail;
 }
 
@@ -107,6 +125,7 @@ struct gcp_ring *gcp_ring_new(uint32_t size, bool collector)
     if (!r)
         return NULL;
     r->size = size;
+    atomic_init(&r->done, 0); /* with head and tail (the block is zeroed): no thief yet */
     atomic_init(&r->next, GCP_RING_NONE);
     atomic_init(&r->prev, GCP_RING_NONE);
     return r;

@@ -6,7 +6,8 @@
  *
  * A chain links rings from tail (oldest, smallest) to head (newest, twice as
  * large, up to a limit).  When the head ring is full the owner links a new one;
- * thieves unlink a tail ring they find drained.
+ * thieves unlink a tail ring they find drained, and so does the owner before
+ * it links one (with no thief about, nobody else would).
  *
  * Unlike Go we have no collector to free an unlinked ring while a slow thief may
  * still read it, so rings are never freed before the chain is destroyed: they
@@ -17,6 +18,20 @@
  * linking a retired ring back in (ABA).  A ring's head and tail keep counting
  * across reuse, so a thief's CAS on a reused ring only succeeds for a pop that
  * is correct now.
+ *
+ * Slots.  A slot is NULL when free.  A tail pop claims its slot by the CAS,
+ * then reads it, clears it and counts itself in `done`; until then the owner
+ * must not refill it.  The owner's head pop clears its slot right after its
+ * commit, and under rseq (gcpool/fastpath.h) that clear may lag: the popper
+ * can be preempted between its commit and its clear, and while it is off the
+ * CPU its slot, now at the head, holds an object that is nobody's to take.
+ * The owner may refill such a slot: the lagging clear happens only if the
+ * slot still holds the popper's object (fastpath.h says how).  It tells the
+ * two apart by `done`: when every tail pop ever claimed has finished (done ==
+ * tail), no thief is reading any slot, so a slot at the head that is not
+ * NULL is a lagging clear, or an aborted push's store that its abort handler
+ * will undo in the same conditional way - either way the owner's to refill.
+ * Otherwise the push fails and the chain uses another ring.
  */
 #ifndef GCPOOL_RING_H
 #define GCPOOL_RING_H
@@ -34,10 +49,13 @@ struct gcp_ring {
     uint32_t size;                 /* power of two */
     _Atomic uint32_t next;         /* toward the head (newer), or GCP_RING_NONE */
     _Atomic uint32_t prev;         /* toward the tail (older), or GCP_RING_NONE; owner's walk only */
+    _Atomic uint32_t done;         /* tail pops that have read and cleared their slot; counts
+                                      as tail does, so done == tail: no thief still reading */
     void *_Atomic slots[];         /* NULL: free for the owner to fill */
 };
 
-/* Owner only: returns false when the ring is full. */
+/* Owner only: returns false when the ring is full, or its head slot is a
+ * thief's still (see Slots above). */
 bool gcp_ring_push_head(struct gcp_ring *r, void *obj);
 /* Owner only: the newest object, or NULL. */
 void *gcp_ring_pop_head(struct gcp_ring *r);
@@ -67,9 +85,10 @@ void gcp_chain_init(struct gcp_chain *c);
 /* Frees every ring; the caller guarantees no concurrent use and an empty chain. */
 void gcp_chain_destroy(struct gcp_chain *c);
 
-/* Owner: pushes obj.  Returns true, or false when every linked ring is full
- * and no retired ring fits: then the size of the ring the owner should allocate
- * (outside any lock) and offer with gcp_chain_push_ring is in *want. */
+/* Owner: pushes obj.  Returns true, or false when the head ring has no room
+ * and no retired ring fits, once the drained rings at the tail have been
+ * retired: then the size of the ring the owner should allocate (outside any
+ * lock) and offer with gcp_chain_push_ring is in *want. */
 bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_t ring_min,
                          uint32_t ring_max);
 /* Owner: links r as the new head and pushes obj into it.  Returns true when r
@@ -80,9 +99,13 @@ bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj);
 void *gcp_chain_pop_head(struct gcp_chain *c);
 /* Any thread: the oldest object, or NULL; unlinks drained tail rings. */
 void *gcp_chain_pop_tail(struct gcp_chain *c);
+/* In a forked child, pins held: tail pops caught between their claim and
+ * their done did not follow the fork; counts them done, so that the slots
+ * they held are the owner's to refill (see Slots). */
+void gcp_chain_after_fork(struct gcp_chain *c);
 /* Any thread: takes every object of every ring (a cycle's drop), one CAS per
- * ring rather than one per object.  Drained rings stay linked until a thief
- * unlinks them.  Returns how many. */
+ * ring rather than one per object.  Drained rings stay linked until a thief,
+ * or the owner's next push that needs a ring, unlinks them.  Returns how many. */
 uint64_t gcp_chain_take_all(struct gcp_chain *c, void (*fn)(void *obj, void *arg), void *arg);
 
 #endif

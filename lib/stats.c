@@ -185,6 +185,14 @@ static void report_retired(struct report *r)
     pthread_mutex_unlock(&retired_mutex);
 }
 
+void gcp_stats_fork_lock(bool take)
+{
+    if (take)
+        pthread_mutex_lock(&retired_mutex);
+    else
+        pthread_mutex_unlock(&retired_mutex);
+}
+
 void gcp_stats_retire(struct gcpool *p)
 {
     if (gcp_env_long(GCP_ENV_STATS) == GCP_STATS_OFF)

@@ -5,7 +5,8 @@
  * that memory stays flat: the resident set at the end must not exceed the one
  * at 10% of the run by more than 20%.
  *
- *   tests/soak [OPERATIONS [sim|boehm]]     defaults: 7500000000 sim
+ *   tests/soak [OPERATIONS [sim|boehm [THREADS_PER_CPU]]]
+ *                                     defaults: 7500000000 sim 4
  *
  * An operation is one get or one put.  Only the public API is used, so what
  * the soak measures is what a program would see (GCPOOL_* variables apply,
@@ -164,8 +165,10 @@ int main(int argc, char **argv)
 {
     total_ops = argc > 1 ? atol(argv[1]) : DEFAULT_OPERATIONS;
     boehm = argc > 2 && strcmp(argv[2], "boehm") == 0;
-    if (total_ops <= 0 || (argc > 2 && !boehm && strcmp(argv[2], "sim") != 0)) {
-        fprintf(stderr, "usage: %s [OPERATIONS [sim|boehm]]\n", argv[0]);
+    long per_cpu = argc > 3 ? atol(argv[3]) : 4;
+    if (total_ops <= 0 || (argc > 2 && !boehm && strcmp(argv[2], "sim") != 0) || per_cpu <= 0 ||
+        per_cpu > 256) {
+        fprintf(stderr, "usage: %s [OPERATIONS [sim|boehm [THREADS_PER_CPU]]]\n", argv[0]);
         return 2;
     }
     if (boehm)
@@ -180,7 +183,7 @@ int main(int argc, char **argv)
     }
 
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int nworkers = (int)(4 * cores);
+    int nworkers = (int)(per_cpu * cores);
     pthread_t cyc, t[nworkers];
     if (start_thread(&cyc, cycler) != 0) {
         perror("pthread_create");
@@ -230,10 +233,12 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     long m = atomic_load(&made), f = atomic_load(&freed);
-    printf("soak: %s, %ld threads, %" PRIu64 " gets, %" PRIu64 " puts, %" PRIu64 " news, %" PRIu64
-           " dropped, %" PRIu64 " cycles, %ld objects made, %ld freed, peak RSS %ld KiB\n",
-           boehm ? "boehm" : "sim", started, s.gets, s.puts, s.news, s.dropped, gcpool_cycles(), m, f,
-           ru.ru_maxrss);
+    const char *pin = getenv("GCPOOL_PIN");
+    printf("soak: %s, GCPOOL_PIN=%s, %d threads at once (%ld per CPU), %ld in all, %" PRIu64
+           " gets, %" PRIu64 " puts, %" PRIu64 " news, %" PRIu64 " dropped, %" PRIu64
+           " cycles, %ld objects made, %ld freed, peak RSS %ld KiB, %.0f s\n",
+           boehm ? "boehm" : "sim", pin ? pin : "(unset)", nworkers, per_cpu, started, s.gets, s.puts,
+           s.news, s.dropped, gcpool_cycles(), m, f, ru.ru_maxrss, seconds() - t0);
 
     int status = 0;
     if (atomic_load(&failures)) {

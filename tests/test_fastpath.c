@@ -5,7 +5,7 @@
  * lock pin (loop index 0) and rseq (1); the inline path only acts under rseq.
  *
  * Like a program, these link the shared library (where it is built) and use
- * only its public interface: the library's own copy of gcpool_fastpath_v1 and
+ * only its public interface: the library's own copy of gcpool_fastpath_v2 and
  * the program's (a copy relocation) must be one. */
 #include <errno.h>
 #include <stdatomic.h>
@@ -71,7 +71,7 @@ START_TEST(test_on_follows_the_pin)
     if (!setup(_i))
         return;
     gcpool_t *p = gcpool_create(NULL);
-    ck_assert_int_eq(gcpool_fastpath_v1.on, _i);
+    ck_assert_int_eq(gcpool_fastpath_v2.on, _i);
     gcpool_destroy(p);
 }
 END_TEST
@@ -83,7 +83,7 @@ START_TEST(test_checked_mode_turns_it_off)
     if (!setup(_i))
         return;
     gcpool_t *p = gcpool_create(NULL);
-    ck_assert_int_eq(gcpool_fastpath_v1.on, 0);
+    ck_assert_int_eq(gcpool_fastpath_v2.on, 0);
     gcpool_put(p, &objs[0]);
     gcpool_put(p, &objs[0]); /* a double put: checked mode reports and ignores it */
     ck_assert_ptr_eq(gcpool_get(p), &objs[0]);
@@ -192,7 +192,7 @@ START_TEST(test_null_pool_and_object)
     gcpool_put(NULL, &objs[0]);
     ck_assert_int_eq(errno, EINVAL);
     errno = 0;
-    ck_assert_ptr_null(gcpool_fastpath_get_v1(NULL));
+    ck_assert_ptr_null(gcpool_fastpath_get_v2(NULL));
     ck_assert_int_eq(errno, EINVAL);
     gcpool_put(p, NULL); /* ignored */
     ck_assert_ptr_null(gcpool_get(p));

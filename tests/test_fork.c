@@ -7,12 +7,16 @@
  * parent goes on and must conserve its objects as ever.
  * Under the simulated source and Boehm, the lock pin and rseq, with and
  * without checked mode (GCPOOL_DEBUG=1, whose own locks must follow fork).
+ * Then many quick forks in every mode: chain and locked queues, both pins.
  * Not in sanitizer builds, whose allocators hang such children (see below). */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -327,12 +331,176 @@ static void fork_while_busy(int variant)
 START_TEST(test_fork_while_busy) { fork_while_busy(_i); }
 END_TEST
 
+/* ---- many forks under busy threads, in every mode -----------------------------
+ * A child forked while threads are queued on a lock the pool uses must find
+ * it clean.  Go's Mutex (the locked queues of GCPOOL_SHARED=locked) keeps its
+ * waiters' count, its starving bit and a queue of nodes on their stacks; the
+ * child does not have those threads, and an unlock there once handed the lock
+ * to one of them, so the child's next lock waited for ever.  16 threads keep
+ * every local's queue busy (bursts past the private slot), and signals make
+ * one of them nap now and then, as if preempted, wherever it is: often with a
+ * lock held, so that its waiters starve.  200 times the parent forks, and
+ * each child gets and puts past the private slot too, then exits.  The
+ * parent gives it a second and fails rather than hang.  Before the child
+ * reset the locks, both locked-queue cases hung within a few dozen forks. */
+#define MANY_FORKS 200 /* divided by GCPOOL_TEST_N */
+#define BUSY_THREADS 16
+#define CHILD_SECONDS 1.0 /* times CK_TIMEOUT_MULTIPLIER (valgrind) */
+
+static struct {
+    gcpool_t *pool;
+    _Atomic long made, freed;
+    _Atomic int stop;
+} M;
+
+static void *many_make(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&M.made, 1);
+    return malloc(32);
+}
+
+static void many_free(void *obj, void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&M.freed, 1);
+    free(obj);
+}
+
+/* A burst of n gets then n puts: past the private slot, into the shared
+ * queue (a chain, or a locked queue) and out of it again.  0, or the code of
+ * the first failed check. */
+static int burst(int n)
+{
+    void *held[8];
+    for (int k = 0; k < n; k++)
+        if (!(held[k] = gcpool_get(M.pool)))
+            return 80;
+    for (int k = 0; k < n; k++)
+        gcpool_put(M.pool, held[k]);
+    return 0;
+}
+
+static void *busy_burster(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load(&M.stop); i++)
+        burst(2 + (int)(i % 7));
+    return NULL;
+}
+
+/* A thread preempted while it holds a lock: its waiters wait long enough
+ * (over 1 ms) to put Go's Mutex into starvation mode. */
+static void nap_on_signal(int sig)
+{
+    (void)sig;
+    usleep(1500);
+}
+
+static void *busy_napper(void *arg)
+{
+    pthread_t *t = arg;
+    for (unsigned k = 0; !atomic_load(&M.stop); k++) {
+        pthread_kill(t[k % BUSY_THREADS], SIGUSR1);
+        usleep(200);
+    }
+    return NULL;
+}
+
+/* Waits until the deadline (test_seconds) for child pid to exit: true with
+ * its status, false if it is still running. */
+static bool wait_child(pid_t pid, double deadline, int *status)
+{
+    int fd = pidfd_open(pid, 0); /* readable once the child has exited */
+    if (fd >= 0) {
+        struct pollfd ready = {.fd = fd, .events = POLLIN};
+        int n;
+        do {
+            double left = deadline - test_seconds();
+            n = poll(&ready, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
+        } while (n < 0 && errno == EINTR);
+        close(fd);
+        if (n == 0)
+            return false;
+        return waitpid(pid, status, 0) == pid;
+    }
+    pid_t got; /* no pidfd (old kernel, valgrind): look every millisecond */
+    while ((got = waitpid(pid, status, WNOHANG)) == 0 && test_seconds() < deadline)
+        usleep(1000);
+    return got == pid;
+}
+
+/* Loop index: bit 0 the pin (lock, rseq), bit 1 the shared queue (chain,
+ * locked); the simulated source. */
+START_TEST(test_many_forks_every_mode)
+{
+#ifdef GCPOOL_SANITIZERS
+    if (_i == 0)
+        printf("SKIP: the sanitizers' allocators do not survive fork in a threaded process\n");
+    return;
+#endif
+    bool locked = _i & 2;
+    if (!test_use_source(0) || !test_use_pin(_i & 1))
+        return;
+    test_setenv("GCPOOL_SHARED", locked ? "locked" : "chain");
+    memset(&M, 0, sizeof M);
+    gcpool_options_t o = {.new_fn = many_make, .free_fn = many_free, .name = "forked"};
+    M.pool = gcpool_create(&o);
+    ck_assert_ptr_nonnull(M.pool);
+    test_setenv("GCPOOL_SHARED", NULL);
+    ck_assert_int_eq(burst(8), 0);
+
+    struct sigaction sa = {.sa_handler = nap_on_signal, .sa_flags = SA_RESTART};
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    pthread_t t[BUSY_THREADS], napper;
+    for (int k = 0; k < BUSY_THREADS; k++)
+        ck_assert_int_eq(pthread_create(&t[k], NULL, busy_burster, NULL), 0);
+    ck_assert_int_eq(pthread_create(&napper, NULL, busy_napper, t), 0);
+    const char *test_n = getenv("GCPOOL_TEST_N"), *mult = getenv("CK_TIMEOUT_MULTIPLIER");
+    int forks = test_n && atoi(test_n) > 1 ? MANY_FORKS / atoi(test_n) : MANY_FORKS;
+    double limit = CHILD_SECONDS * (mult && atof(mult) > 1 ? atof(mult) : 1), slowest = 0;
+    for (int f = 0; f < forks; f++) {
+        usleep(500); /* let the threads queue up again */
+        fflush(stdout);
+        pid_t pid = fork();
+        double start = test_seconds(); /* the child's second starts now */
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            int code = 0;
+            for (int r = 0; r < 4 && !code; r++)
+                code = burst(8);
+            _exit(code);
+        }
+        int status;
+        if (!wait_child(pid, start + limit, &status)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            ck_abort_msg("fork %d (%s/%s): the child did not exit within %.1f s: it hangs", f,
+                         locked ? "locked" : "chain", gcp_pin_name(), limit);
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: child status %d", f,
+                      status);
+        slowest = test_seconds() - start > slowest ? test_seconds() - start : slowest;
+    }
+    atomic_store(&M.stop, 1);
+    pthread_join(napper, NULL);
+    for (int k = 0; k < BUSY_THREADS; k++)
+        pthread_join(t[k], NULL);
+    gcpool_destroy(M.pool);
+    ck_assert_int_eq(atomic_load(&M.freed), atomic_load(&M.made)); /* the parent lost nothing */
+    printf("many forks %s/%s: %d children under %d threads, slowest %.3f s, %ld objects\n",
+           locked ? "locked" : "chain", gcp_pin_name(), forks, BUSY_THREADS, slowest,
+           atomic_load(&M.made));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fork");
     TCase *tc = tcase_create("fork");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_fork_while_busy, 0, 8);
+    tcase_add_loop_test(tc, test_many_forks_every_mode, 0, 4);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -152,6 +152,43 @@ START_TEST(test_ring_order_and_full)
 }
 END_TEST
 
+/* A head slot that is not NULL: refilled when no thief is reading (a head
+ * pop's clear that lags, ring.h "Slots"), refused while one may be. */
+START_TEST(test_ring_head_slot_not_yet_cleared)
+{
+    struct gcp_ring *r = gcp_ring_new(4, false);
+    ck_assert(gcp_ring_push_head(r, (void *)1));
+    ck_assert(gcp_ring_push_head(r, (void *)2));
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)2);
+    atomic_store(&r->slots[1], (void *)2); /* as if that pop's clear were still to come */
+    ck_assert(gcp_ring_push_head(r, (void *)3)); /* no thief: the owner's to refill */
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)3);
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)1);
+    /* Full, then a thief claims the oldest and has not read it yet. */
+    for (uintptr_t i = 4; i <= 7; i++)
+        ck_assert(gcp_ring_push_head(r, (void *)i));
+    atomic_fetch_add(&r->head_tail, 1); /* tail + 1: claimed, done not yet */
+    uint32_t thief = (uint32_t)atomic_load(&r->head_tail) - 1;
+    ck_assert_ptr_eq(atomic_load(&r->slots[thief & 3]), (void *)4);
+    ck_assert(!gcp_ring_push_head(r, (void *)8)); /* its slot: refused */
+    /* A lagging clear elsewhere is refused too while the thief reads. */
+    ck_assert_ptr_eq(gcp_ring_pop_head(r), (void *)7);
+    atomic_store(&r->slots[(thief + 3) & 3], (void *)7);
+    ck_assert(!gcp_ring_push_head(r, (void *)8));
+    /* The thief finishes: both slots are the owner's again. */
+    atomic_store(&r->slots[thief & 3], NULL);
+    atomic_fetch_add(&r->done, 1);
+    ck_assert(gcp_ring_push_head(r, (void *)8));
+    ck_assert(gcp_ring_push_head(r, (void *)9));
+    for (uintptr_t i = 5; i <= 6; i++)
+        ck_assert_ptr_eq(gcp_ring_pop_tail(r), (void *)i);
+    ck_assert_ptr_eq(gcp_ring_pop_tail(r), (void *)8);
+    ck_assert_ptr_eq(gcp_ring_pop_tail(r), (void *)9);
+    ck_assert_ptr_null(gcp_ring_pop_tail(r));
+    gcp_ring_free(r);
+}
+END_TEST
+
 static uintptr_t taken[64];
 static int ntaken;
 
@@ -249,13 +286,37 @@ START_TEST(test_chain_growth_limit_reuse)
 }
 END_TEST
 
+/* With no thief at all, the owner retires the rings it drained itself: a
+ * chain filled to the table's limit and emptied by head pops takes the same
+ * number of objects again without a new ring. */
+START_TEST(test_chain_owner_reclaims)
+{
+    struct gcp_chain c;
+    gcp_chain_init(&c);
+    long end = fill(&c, 2, 2, 1);
+    long capacity = GCP_CHAIN_RINGS * 2;
+    ck_assert_int_eq(end - 1, capacity);
+    for (long i = end - 1; i >= 1; i--)
+        ck_assert_ptr_eq(gcp_chain_pop_head(&c), (void *)(uintptr_t)i);
+    ck_assert_ptr_null(gcp_chain_pop_head(&c));
+    long end2 = fill(&c, 2, 2, end); /* fails at once if a new ring is asked for */
+    ck_assert_int_eq(end2 - end, capacity);
+    for (long i = end; i < end2; i++) /* every one reachable, oldest first */
+        ck_assert_ptr_eq(gcp_chain_pop_tail(&c), (void *)(uintptr_t)i);
+    ck_assert_ptr_null(gcp_chain_pop_tail(&c));
+    gcp_chain_destroy(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ring");
     TCase *tc = tcase_create("ring");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_ring_order_and_full);
+    tcase_add_test(tc, test_ring_head_slot_not_yet_cleared);
     tcase_add_test(tc, test_chain_growth_limit_reuse);
+    tcase_add_test(tc, test_chain_owner_reclaims);
     tcase_add_test(tc, test_take_all);
     tcase_add_test(tc, test_pool_dequeue);
     tcase_add_test(tc, test_pool_chain);

@@ -4,8 +4,11 @@
  * is handed to one user at a time and never reaches free_fn while held; after
  * gcpool_destroy every object made reached free_fn exactly once (no loss), and
  * the pool reused objects across threads instead of making new ones (no leak).
- * Under the simulated source and Boehm, with the lock pin and with rseq. */
+ * Under the simulated source and Boehm, with the lock pin and with rseq.
+ * Last, many threads on one CPU with no cycles: the pool makes no more
+ * objects than were ever out of it at once, plus one. */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -166,6 +169,136 @@ START_TEST(test_threads_64_per_cpu)
 }
 END_TEST
 
+/* ---- many threads on ONE CPU, no cycles -------------------------------------
+ * Nothing steals there and nothing drops, so a pool whose callers never have
+ * more than PEAK objects out of it at once (held, or inside a get or a put)
+ * makes at most PEAK + 1 (README, "How many objects a pool makes").  Once, a
+ * pop preempted between its commit and the clear of its slot made every push
+ * that met the slot link a new ring, until the chain's table was full of
+ * empty rings and puts dropped what did not fit: two million new_fn calls in
+ * three seconds, for 16 objects out at most.  To meet such windows often, a
+ * signaller (no pool user: it may run on any CPU) interrupts the workers at
+ * arbitrary instructions, and the handler yields the CPU to another worker. */
+struct one_cpu {
+    gcpool_t *pool;
+    long iterations;  /* per worker, unless time runs out first */
+    double deadline;  /* CLOCK_MONOTONIC seconds */
+    pthread_t workers[8];
+    _Atomic long out, peak, made, freed, signals;
+    _Atomic int workers_done, signals_over, bad_get;
+};
+
+static void *one_cpu_make(void *arg)
+{
+    struct one_cpu *w = arg;
+    atomic_fetch_add_explicit(&w->made, 1, memory_order_relaxed);
+    void *obj = malloc(64);
+    ck_assert_ptr_nonnull(obj);
+    return obj;
+}
+
+static void one_cpu_free(void *obj, void *arg)
+{
+    struct one_cpu *w = arg;
+    atomic_fetch_add_explicit(&w->freed, 1, memory_order_relaxed);
+    free(obj);
+}
+
+static void *one_cpu_worker(void *arg)
+{
+    struct one_cpu *w = arg;
+    long peak = 0;
+    for (long i = 0; i < w->iterations; i++) {
+        /* Counted out before the gets and back in after the puts: never fewer
+         * than are really out. */
+        long out = atomic_fetch_add_explicit(&w->out, 2, memory_order_relaxed) + 2;
+        peak = out > peak ? out : peak;
+        void *a = gcpool_get(w->pool), *b = gcpool_get(w->pool);
+        if (!a || !b || a == b) /* not ck_assert: Check writes a pipe at each */
+            atomic_store(&w->bad_get, 1);
+        gcpool_put(w->pool, a);
+        gcpool_put(w->pool, b);
+        atomic_fetch_sub_explicit(&w->out, 2, memory_order_relaxed);
+        /* The CPU may be shared with the whole machine: a time limit keeps
+         * the test short.  It only shortens the run; what is checked holds at
+         * every instant. */
+        if (i % 4096 == 4095 && test_seconds() > w->deadline)
+            break;
+    }
+    /* The most any fetch_add returned is the most ever counted out. */
+    long seen = atomic_load(&w->peak);
+    while (peak > seen && !atomic_compare_exchange_weak(&w->peak, &seen, peak))
+        ;
+    atomic_fetch_add(&w->workers_done, 1);
+    while (!atomic_load(&w->signals_over)) /* the signaller may still name us */
+        usleep(100);
+    return NULL;
+}
+
+static void yield_on_signal(int sig)
+{
+    (void)sig;
+    sched_yield(); /* a worker interrupted anywhere lets another one run */
+}
+
+static void *one_cpu_signaller(void *arg)
+{
+    struct one_cpu *w = arg;
+    int n = (int)(sizeof w->workers / sizeof w->workers[0]);
+    for (unsigned k = 0; atomic_load(&w->workers_done) < n; k++) {
+        pthread_kill(w->workers[k % (unsigned)n], SIGUSR1);
+        atomic_fetch_add_explicit(&w->signals, 1, memory_order_relaxed);
+        if (k % 4 == 3)
+            usleep(10);
+    }
+    atomic_store(&w->signals_over, 1);
+    return NULL;
+}
+
+/* Loop index: the pin (0 lock, 1 rseq); the simulated source, no cycles. */
+START_TEST(test_threads_on_one_cpu)
+{
+    if (!test_use_source(0) || !test_use_pin(_i))
+        return;
+    struct one_cpu w = {.iterations = scale(5000000)};
+    int n = (int)(sizeof w.workers / sizeof w.workers[0]);
+    gcpool_options_t o = {.new_fn = one_cpu_make, .free_fn = one_cpu_free, .arg = &w,
+                          .name = "one-cpu"};
+    w.pool = gcpool_create(&o);
+    ck_assert_ptr_nonnull(w.pool);
+    struct sigaction sa = {.sa_handler = yield_on_signal, .sa_flags = SA_RESTART};
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    pthread_t signaller;
+    pthread_attr_t anywhere;
+    cpu_set_t all;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof all, &all), 0);
+    pthread_attr_init(&anywhere);
+    pthread_attr_setaffinity_np(&anywhere, sizeof all, &all);
+    int cpu = test_pin_to_one_cpu(); /* the workers inherit it */
+    w.deadline = test_seconds() + 2;
+    for (int k = 0; k < n; k++)
+        ck_assert_int_eq(pthread_create(&w.workers[k], NULL, one_cpu_worker, &w), 0);
+    ck_assert_int_eq(pthread_create(&signaller, &anywhere, one_cpu_signaller, &w), 0);
+    pthread_attr_destroy(&anywhere);
+    pthread_join(signaller, NULL);
+    for (int k = 0; k < n; k++)
+        pthread_join(w.workers[k], NULL);
+
+    gcpool_stats_t s;
+    gcpool_read_stats(w.pool, &s);
+    long made = atomic_load(&w.made), peak = atomic_load(&w.peak);
+    printf("threads on one CPU (%d) sim/%s: %d threads, %" PRIu64 " gets, %ld signals, %ld objects "
+           "made, %ld out at most, %" PRIu64 " dropped\n",
+           cpu, gcp_pin_name(), n, s.gets, atomic_load(&w.signals), made, peak, s.dropped);
+    fflush(stdout); /* before an assertion ends the process */
+    ck_assert_msg(!atomic_load(&w.bad_get), "a get returned NULL, or one object twice");
+    ck_assert_uint_eq(s.dropped, 0);
+    ck_assert_msg(made <= peak + 1, "%ld objects made, for %ld out at most", made, peak);
+    gcpool_destroy(w.pool);
+    ck_assert_int_eq(atomic_load(&w.freed), made); /* each once, at the destroy */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("threads");
@@ -174,6 +307,7 @@ int main(void)
     tcase_add_loop_test(tc, test_threads_that_exit, 0, 4);
     tcase_add_loop_test(tc, test_threads_in_bursts, 0, 4);
     tcase_add_loop_test(tc, test_threads_64_per_cpu, 0, 4);
+    tcase_add_loop_test(tc, test_threads_on_one_cpu, 0, 2);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

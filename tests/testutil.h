@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GC_THREADS
@@ -204,6 +205,14 @@ static inline void test_watchdog(unsigned seconds, const char *what)
 static inline void test_watchdog_off(void)
 {
     alarm(0);
+}
+
+/* CLOCK_MONOTONIC in seconds: for tests that bound how long they run. */
+static inline double test_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Runs the suite; exit status 0 only when every test passed. */

@@ -17,11 +17,14 @@
  * and the library: a pool's first word points to the header of its current
  * array of locals, and the local of a CPU sits GCPOOL_FASTPATH_LOCALS_HEADER
  * bytes past that header plus the CPU's entry in cpu_local; a local and a
- * ring have the fields the GCPOOL_FASTPATH_LOCAL_ and _RING_ offsets name.
- * The library checks it when it is built (lib/pool.c).  A library that
- * changes it exports gcpool_fastpath_v2 and keeps gcpool_fastpath_v1 with
+ * ring have the fields the GCPOOL_FASTPATH_LOCAL_ and _RING_ offsets name;
+ * and the sequences keep the rules of lib/ring.h's "Slots".  The library
+ * checks the layout when it is built (lib/pool.c).  A library that changes
+ * the contract exports gcpool_fastpath_v3 and keeps gcpool_fastpath_v2 with
  * `on` 0, so that programs built against this header go on working, through
- * calls.
+ * calls.  (v1, whose pop cleared its slot with a plain store after the
+ * commit, is kept so: the library's slow path now refills a slot whose clear
+ * lags, which that store could undo.)
  */
 #ifndef GCPOOL_FASTPATH_H
 #define GCPOOL_FASTPATH_H
@@ -49,11 +52,11 @@ struct gcpool_fastpath {
                               where the abort handler finds it */
     size_t cpu_local[GCPOOL_FASTPATH_MAX_CPUS]; /* OS CPU -> byte offset of its local */
 };
-extern GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v1;
+extern GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v2;
 /* The library's gcpool_get and gcpool_put past the private slot and the head
  * ring. */
-GCPOOL_API void *gcpool_fastpath_get_v1(gcpool_t *pool);
-GCPOOL_API void gcpool_fastpath_put_v1(gcpool_t *pool, void *obj);
+GCPOOL_API void *gcpool_fastpath_get_v2(gcpool_t *pool);
+GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -69,6 +72,21 @@ GCPOOL_API void gcpool_fastpath_put_v1(gcpool_t *pool, void *obj);
 #define GCPOOL_FASTPATH_RSEQ 1
 
 #define GCPOOL_RSEQ_SIG_ "0x53053053" /* glibc's RSEQ_SIG on x86 */
+
+/* Abort injection, for tests (tests/test_abort.c), as in the Linux rseq
+ * selftests and librseq: point n of a sequence is GCPOOL_RSEQ_INJECT_(n).  It
+ * is empty, unless the program defines GCPOOL_RSEQ_INJECT(n) before it
+ * includes <gcpool.h>: then it is that asm text, which may provoke an abort
+ * there (a delay, a trap).  It must keep every register and the stack (the
+ * red zone is live); it may change the flags, which are dead at every point.
+ * Points: take 1 2, fill 3 4, push 5 6 7, pop 8 9, the pop's clear 10; the
+ * last of each sits right before that sequence's commit. */
+#define GCPOOL_RSEQ_INJECT_POINTS 10
+#ifdef GCPOOL_RSEQ_INJECT
+#define GCPOOL_RSEQ_INJECT_(n) GCPOOL_RSEQ_INJECT(n)
+#else
+#define GCPOOL_RSEQ_INJECT_(n) ""
+#endif
 
 /* The start of every sequence, the library's included.  Emits its descriptor
  * (3) and its abort handler (4, after the signature the kernel checks, in a
@@ -107,8 +125,8 @@ GCPOOL_API void gcpool_fastpath_put_v1(gcpool_t *pool, void *obj);
 /* rs reaches the rseq area with one %fs-relative access; tab is also how the
  * abort handler finds the restart count. */
 #define GCPOOL_RSEQ_INPUTS_(role)                                                              \
-    [rs] "r"(gcpool_fastpath_v1.rseq_offset), [role] "r"(role),                               \
-        [tab] "r"(gcpool_fastpath_v1.cpu_local), [max] "i"(GCPOOL_FASTPATH_MAX_CPUS),         \
+    [rs] "r"(gcpool_fastpath_v2.rseq_offset), [role] "r"(role),                               \
+        [tab] "r"(gcpool_fastpath_v2.cpu_local), [max] "i"(GCPOOL_FASTPATH_MAX_CPUS),         \
         [hdr] "i"(GCPOOL_FASTPATH_LOCALS_HEADER)
 
 /* Takes the private object of this CPU's local in the array *role points to:
@@ -118,9 +136,11 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_take_(con
 {
     void *obj;
     __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
+                         GCPOOL_RSEQ_INJECT_(1)
                          "movq (%%rdx), %[obj]\n\t"
                          "testq %[obj], %[obj]\n\t"
                          "jz 2f\n\t"
+                         GCPOOL_RSEQ_INJECT_(2)
                          "movq $0, (%%rdx)\n\t" /* commit */
                          "2: jmp 6f\n\t"
                          "5: xorl %k[obj], %k[obj]\n\t"
@@ -141,8 +161,10 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const
 {
     int done;
     __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
+                         GCPOOL_RSEQ_INJECT_(3)
                          "cmpq $0, (%%rdx)\n\t"
                          "jne 5f\n\t"
+                         GCPOOL_RSEQ_INJECT_(4)
                          "movq %[obj], (%%rdx)\n\t" /* commit */
                          "2: incq %c[fills](%%rdx)\n\t"
                          "movl $1, %[done]\n\t"
@@ -208,6 +230,7 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const
                            "7: ")
         "xorl %[done], %[done]\n\t"
         GCPOOL_RSEQ_HEAD_RING_
+        GCPOOL_RSEQ_INJECT_(5)
         "movl %%ecx, %%r8d\n\t"
         "subl %%eax, %%r8d\n\t"       /* head - tail */
         "cmpl %c[size](%%rdx), %%r8d\n\t"
@@ -217,11 +240,13 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const
         "andl %%ecx, %%r8d\n\t"
         "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
         "cmpq $0, (%%r8)\n\t"
-        "jne 5f\n\t"                  /* a thief has not cleared it yet */
+        "jne 5f\n\t"                  /* a thief's, or a pop's clear to come: slow path */
+        GCPOOL_RSEQ_INJECT_(6)
         "movq %%r8, %%r11\n\t"        /* from here an abort undoes the slot */
         "movq %[obj], (%%r8)\n\t"
         "movl $1, %[done]\n\t"
         "incl %%ecx\n\t"
+        GCPOOL_RSEQ_INJECT_(7)          /* the slot written, head not yet moved */
         "movl %%ecx, 4(%%rdx)\n\t"    /* commit: head + 1 publishes the slot */
         "2: incq %c[count](%%r9)\n\t"
         "jmp 6f\n\t"
@@ -237,16 +262,27 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const
 /* Pop: reads the object at head - 1, then one CAS moving head back commits;
  * it fails if a thief moved the tail meanwhile.  Not a plain store as in the
  * push: between our read and our store thieves could take every object up to
- * head - 1, ours too.  The slot is cleared after the commit: until then a
- * push sees it taken and goes to the slow path. */
+ * head - 1, ours too.
+ *
+ * The slot is cleared after the commit (the pool keeps no pointer it handed
+ * out), by a second sequence (descriptor 13).  Between the two the popper
+ * may be off the CPU for as long as the scheduler likes, its object still in
+ * the slot at the head; a push meanwhile finds the slot taken, and the slow
+ * path, under the pin, refills it (lib/ring.h, "Slots").  So the clear must
+ * never land after such a refill: it stores NULL only if the slot still holds
+ * our object, on the CPU we popped on (kept in r11), with the local's pin
+ * free - all checked inside the sequence, so no thread of this CPU runs
+ * between the check and the store, and a slow path that owns the local
+ * preempts us into the abort handler or finds us past the store.  Anywhere
+ * else (migrated, pin held, aborted: 14, 15) a CAS clears it. */
 static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(const void *role)
 {
     void *obj;
-    void **slot;
     __asm__ __volatile__(
-        /* slot is cleared before anything can go to 5 */
-        GCPOOL_RSEQ_BEGIN_("xorl %k[slot], %k[slot]\n\t", "")
+        GCPOOL_RSEQ_BEGIN_("", "")
+        "movl %%ecx, %%r11d\n\t"      /* this CPU, for the clear */
         GCPOOL_RSEQ_HEAD_RING_
+        GCPOOL_RSEQ_INJECT_(8)
         "cmpl %%eax, %%ecx\n\t"
         "je 5f\n\t"                   /* empty */
         "movl %c[size](%%rdx), %%r8d\n\t"
@@ -260,33 +296,54 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(cons
         "shlq $32, %%r10\n\t"
         "movl %%eax, %%ecx\n\t"
         "orq %%rcx, %%r10\n\t"        /* new: head - 1, same tail */
+        GCPOOL_RSEQ_INJECT_(9)
         "lock cmpxchgq %%r10, (%%rdx)\n\t" /* commit, if head_tail did not move */
         "2: jne 5f\n\t"
         "incq %c[count](%%r9)\n\t"
-        "movq %%r8, %[slot]\n\t"
-        "jmp 6f\n\t"
+        /* The clear: if (*r8 == obj) *r8 = NULL, as described above. */
+        ".pushsection __rseq_cs, \"aw\"\n\t"
+        ".balign 32\n\t"
+        "13: .long 0, 0\n\t"
+        ".quad 11f, (12f - 11f), 15f\n\t"
+        ".popsection\n\t"
+        "leaq 13b(%%rip), %%rax\n\t"
+        "movq %%rax, %%fs:8(%[rs])\n\t"
+        "11: cmpl %%fs:(%[rs]), %%r11d\n\t" /* the CPU we popped on? */
+        "jne 14f\n\t"
+        "cmpl $0, %c[pin](%%r9)\n\t"
+        "jne 14f\n\t"
+        "cmpq %[obj], (%%r8)\n\t"
+        "jne 12f\n\t"               /* refilled: no longer ours */
+        GCPOOL_RSEQ_INJECT_(10)
+        "movq $0, (%%r8)\n\t"        /* commit */
+        "12: jmp 6f\n\t"
+        ".pushsection __rseq_failure, \"ax\"\n\t"
+        ".byte 0x0f, 0xb9, 0x3d\n\t"
+        ".long " GCPOOL_RSEQ_SIG_ "\n\t"
+        "15: lock incq -8(%[tab])\n\t"
+        "14: movq %[obj], %%rax\n\t"
+        "xorl %%ecx, %%ecx\n\t"
+        "lock cmpxchgq %%rcx, (%%r8)\n\t"
+        "jmp 12b\n\t"
+        ".popsection\n\t"
         "5: xorl %k[obj], %k[obj]\n\t"
         "6:\n\t"
-        : [obj] "=&r"(obj), [slot] "=&r"(slot)
+        : [obj] "=&r"(obj)
         : GCPOOL_RSEQ_INPUTS_(role), GCPOOL_RSEQ_CHAIN_INPUTS_,
           [count] "i"(GCPOOL_FASTPATH_LOCAL_POPS)
-        : "rax", "rcx", "rdx", "r8", "r9", "r10", "memory", "cc");
-    if (slot)
-        /* Ours since the commit; relaxed: a thief never reads a slot at or
-         * beyond head, and a push by this CPU waits for NULL. */
-        __atomic_store_n(slot, NULL, __ATOMIC_RELAXED);
+        : "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc");
     return obj;
 }
 
 #ifndef GCPOOL_NO_INLINE
 static __inline__ __attribute__((always_inline)) void *gcpool_get_inline_(gcpool_t *pool)
 {
-    if (__builtin_expect(pool != NULL && __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED), 1)) {
+    if (__builtin_expect(pool != NULL && __atomic_load_n(&gcpool_fastpath_v2.on, __ATOMIC_RELAXED), 1)) {
         void *obj = gcpool_fastpath_take_(pool); /* the role: the pool's first word */
         if (__builtin_expect(obj != NULL, 1))
             return obj;
         obj = gcpool_fastpath_pop_(pool);
-        return __builtin_expect(obj != NULL, 1) ? obj : gcpool_fastpath_get_v1(pool);
+        return __builtin_expect(obj != NULL, 1) ? obj : gcpool_fastpath_get_v2(pool);
     }
     return (gcpool_get)(pool);
 }
@@ -294,11 +351,11 @@ static __inline__ __attribute__((always_inline)) void *gcpool_get_inline_(gcpool
 static __inline__ __attribute__((always_inline)) void gcpool_put_inline_(gcpool_t *pool, void *obj)
 {
     if (__builtin_expect(pool != NULL && obj != NULL &&
-                             __atomic_load_n(&gcpool_fastpath_v1.on, __ATOMIC_RELAXED),
+                             __atomic_load_n(&gcpool_fastpath_v2.on, __ATOMIC_RELAXED),
                          1)) {
         if (__builtin_expect(!gcpool_fastpath_fill_(pool, obj), 0) &&
             __builtin_expect(!gcpool_fastpath_push_(pool, obj), 0))
-            gcpool_fastpath_put_v1(pool, obj);
+            gcpool_fastpath_put_v2(pool, obj);
         return;
     }
     (gcpool_put)(pool, obj);

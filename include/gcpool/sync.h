@@ -8,6 +8,23 @@
  *
  * Misuse stops the process: a message on stderr, then abort(), as Go's
  * throw and panic do.
+ *
+ * Fork.  A child gets a copy of each mutex and wait group as it was at the
+ * fork, and only the thread that forked.  So, as with a pthread mutex, what
+ * other threads were doing with one is frozen in the child's copy: a mutex
+ * another thread held stays locked for ever; and the threads waiting for it
+ * are still recorded there (their count, the starving bit, a queue of nodes
+ * on their stacks) although the child does not have them, so an unlock in
+ * the child may hand the mutex to one of them, and the child's next lock
+ * then waits for ever.  A wait group likewise still counts the parent's
+ * pending tasks and its waiters.  Neither is safe to use in the child as it
+ * is unless no other thread was using it at the fork.  To use one there,
+ * reset it first (assign GCPOOL_MUTEX_INIT or GCPOOL_WAITGROUP_INIT), before
+ * the child starts threads of its own; and to keep what a mutex guards
+ * consistent across the fork, lock it in a pthread_atfork prepare handler,
+ * unlock it in the parent's handler, and reset it - not unlock it - in the
+ * child's.  gcpool does exactly that for the locks of its own pools, so
+ * every pool works in the child, in every mode.
  */
 #ifndef GCPOOL_SYNC_H
 #define GCPOOL_SYNC_H

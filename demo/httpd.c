@@ -15,10 +15,11 @@
  *   POST /...        reads a Content-Length body; says how many bytes came
  *
  * The shape, and what each part owes the collector:
- *   - One thread per CPU, each with its own epoll set; the listening socket
- *     is in every set (EPOLLEXCLUSIVE: one thread wakes per connection) and
- *     a connection stays with the thread that accepted it, so a connection
- *     is never touched by two threads.  The threads come from pthread_create,
+ *   - One thread per CPU, each with its own epoll set and its own listening
+ *     socket on the one port (SO_REUSEPORT: the kernel spreads connections
+ *     over them; one socket woken with EPOLLEXCLUSIVE left whole loads on
+ *     one thread), and a connection stays with the thread that accepted it,
+ *     so a connection is never touched by two threads.  The threads come from pthread_create,
  *     which <gc/gc.h> turns into GC_pthread_create under GC_THREADS: the
  *     collector must know every thread that holds pointers to its heap, to
  *     stop it and scan its stack.  A collection stops threads with a signal,
@@ -55,6 +56,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -88,13 +90,32 @@ static struct {
 } cfg = {.port = 8080, .max_conns = 1024, .pool = true, .idle_s = 10};
 
 static gcpool_bufpool_t *buffers; /* NULL with --no-pool */
-static int listen_fd, stop_fd;    /* stop_fd: an eventfd in every epoll set */
+static int listen_fds[MAX_THREADS]; /* one per thread, on one port (SO_REUSEPORT) */
+static int stop_fd;                 /* an eventfd in every epoll set */
 static atomic_bool stopping;
 
 /* Relaxed counters: statistics, read racily by /stats. */
 static _Atomic uint64_t n_requests, n_bad, n_accepted, n_closed, n_refused, n_midrequest,
     n_timeouts;
 static _Atomic int64_t buffers_out, conns_open;
+
+/* Wakes every thread: stop_fd stays readable, and each epoll set has it. */
+static void stop(void)
+{
+    uint64_t one = 1;
+    atomic_store_explicit(&stopping, true, memory_order_relaxed);
+    if (write(stop_fd, &one, sizeof one) != sizeof one && errno != EAGAIN)
+        _exit(4); /* cannot happen with an eventfd; never leave a server unstoppable */
+}
+
+/* SIGINT, SIGTERM: async-signal-safe (an atomic store and a write). */
+static void on_quit(int sig)
+{
+    int saved = errno;
+    (void)sig;
+    stop();
+    errno = saved;
+}
 
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
 
@@ -515,7 +536,7 @@ static void on_event(struct conn *c, int epfd)
 static void on_accept(int epfd, int self)
 {
     for (;;) {
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(listen_fds[self], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -561,7 +582,8 @@ static void *worker(void *arg)
 {
     int self = (int)(intptr_t)arg;
     int epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = listen_fd};
+    int listen_fd = listen_fds[self];
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = listen_fd};
     if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
         perror("httpd: epoll");
         exit(1);
@@ -660,12 +682,13 @@ static int listen_loopback(int port)
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}; /* never another address */
     socklen_t alen = sizeof a;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
         bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 512) != 0 ||
         getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
         perror("httpd: listen on 127.0.0.1");
         return -1;
     }
-    cfg.port = ntohs(a.sin_port);
+    cfg.port = ntohs(a.sin_port); /* port 0: the next thread's socket takes the same */
     return fd;
 }
 
@@ -681,22 +704,24 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if ((listen_fd = listen_loopback(cfg.port)) < 0)
-        return 1;
+    for (int i = 0; i < cfg.threads; i++)
+        if ((listen_fds[i] = listen_loopback(cfg.port)) < 0)
+            return 1;
     if ((stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         perror("httpd: eventfd");
         return 1;
     }
-
-    /* SIGINT and SIGTERM are taken by sigtimedwait below, in this thread
-     * alone: the workers inherit the mask.  (The collector's own signals,
-     * which stop threads for a collection, stay open.) */
-    sigset_t quit;
-    sigemptyset(&quit);
-    sigaddset(&quit, SIGINT);
-    sigaddset(&quit, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &quit, NULL);
+    /* SIGINT and SIGTERM stop the server through a handler, not by being
+     * blocked and waited for: a thread stopped for a collection waits in the
+     * collector's signal handler with those two open (bdwgc leaves them
+     * deliverable there, so that a stuck program can be killed), and a
+     * blocked-and-waited signal would kill the process there. */
+    struct sigaction quit = {.sa_handler = on_quit, .sa_flags = SA_RESTART};
+    sigemptyset(&quit.sa_mask);
+    sigaction(SIGINT, &quit, NULL);
+    sigaction(SIGTERM, &quit, NULL);
     signal(SIGPIPE, SIG_IGN);
+
 
     pthread_t threads[MAX_THREADS];
     for (int i = 0; i < cfg.threads; i++) {
@@ -711,23 +736,18 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     uint64_t t0 = now_ns(), gc0 = GC_get_gc_no();
-    for (;;) {
-        struct timespec tick = {.tv_sec = 1};
+    while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
+        int timeout = -1;
         if (cfg.duration_s > 0) {
             double left = cfg.duration_s - (double)(now_ns() - t0) / 1e9;
             if (left <= 0)
                 break;
-            if (left < 1)
-                tick = (struct timespec){.tv_nsec = (long)(left * 1e9)};
+            timeout = (int)(left * 1000) + 1;
         }
-        int sig = sigtimedwait(&quit, NULL, &tick);
-        if (sig == SIGINT || sig == SIGTERM)
-            break;
+        struct pollfd p = {.fd = stop_fd, .events = POLLIN};
+        poll(&p, 1, timeout); /* the handler's write wakes it; EINTR: look again */
     }
-    atomic_store_explicit(&stopping, true, memory_order_relaxed);
-    uint64_t one = 1;
-    if (write(stop_fd, &one, sizeof one) != sizeof one)
-        perror("httpd: waking the workers");
+    stop();
     for (int i = 0; i < cfg.threads; i++)
         pthread_join(threads[i], NULL);
     double seconds = (double)(now_ns() - t0) / 1e9;
@@ -738,7 +758,8 @@ int main(int argc, char **argv)
     printf("httpd: %.1f s, %.1f collections/s\n", seconds,
            (double)(GC_get_gc_no() - gc0) / (seconds > 0 ? seconds : 1));
     fflush(stdout);
-    close(listen_fd);
+    for (int i = 0; i < cfg.threads; i++)
+        close(listen_fds[i]);
     if (buffers)
         gcpool_bufpool_destroy(buffers);
     return atomic_load(&buffers_out) == 0 ? 0 : 3; /* a buffer not back is a bug: say so */

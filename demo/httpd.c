@@ -171,9 +171,12 @@ static void conn_close(struct conn *c, int epfd, bool mid_request)
         buffer_put(c->buf, c->cap);
         c->buf = NULL;
     }
+    /* The slot first: once the fd is closed, another thread may accept a
+     * connection on the same number and fill the slot, which a late clear
+     * would wipe (its connection then unreachable, never closed). */
+    atomic_store_explicit(&conns[c->fd], NULL, memory_order_relaxed);
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    atomic_store_explicit(&conns[c->fd], NULL, memory_order_relaxed);
     atomic_fetch_sub_explicit(&conns_open, 1, memory_order_relaxed);
     count(&n_closed);
 }
@@ -327,7 +330,7 @@ static bool respond(struct conn *c, int status, const char *reason, const char *
     if (!head_only) {
         if (body)
             memcpy(out + total, body, body_len);
-        else /* lines of 64 bytes: "0000 xxxx...\n" */
+        else /* lines of 63 letters and a newline, a letter per line */
             for (size_t i = 0; i < fill; i++)
                 out[total + i] = i % 64 == 63 ? '\n' : (char)('a' + (i / 64) % 26);
         total += body_len;

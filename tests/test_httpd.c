@@ -244,7 +244,7 @@ static void get(const struct server *s, const char *target, struct response *r)
  * open.  The number of /stats requests it took. */
 static int settled_stats(const struct server *s, struct response *r)
 {
-    for (int i = 1; i <= 200; i++) {
+    for (int i = 1; i <= 500; i++) { /* 5 s at least: a loaded machine */
         get(s, "/stats", r);
         if (json_num(r->body, "open") == 1 && json_num(r->body, "buffers_out") == 1)
             return i;

@@ -69,6 +69,7 @@ struct bench_b {
     bool timer_on;
     struct bench_metric extra[BENCH_MAX_EXTRA]; /* b.ReportMetric */
     int nextra;
+    const char *skip;             /* b.Skip: why this run is not measured */
 };
 
 typedef void (*bench_fn)(struct bench_b *b);
@@ -118,6 +119,11 @@ static inline void bench_report_metric(struct bench_b *b, double value, const ch
     b->extra[i].value = value;
 }
 
+/* b.Skip, for what cannot run with this -cpu (a hand-off needs two threads):
+ * the benchmark returns right after; go test's "--- SKIP" lines follow its
+ * name, and no result. */
+static inline void bench_skip(struct bench_b *b, const char *why) { b->skip = why; }
+
 /* ---- b.RunParallel -------------------------------------------------------- */
 
 struct bench_pb {
@@ -125,6 +131,7 @@ struct bench_pb {
     uint64_t grain;             /* taken from global_n at a time */
     uint64_t cache;             /* taken and not yet run */
     uint64_t bn;                /* b.N */
+    int id;                     /* this thread: 0 .. procs - 1 */
 };
 
 /* pb.Next: one shared atomic add per grain, not per iteration, so the counter
@@ -189,7 +196,7 @@ static inline void bench_run_parallel(struct bench_b *b, bench_body body, void *
         exit(1);
     }
     for (int i = 0; i < procs; i++) {
-        workers[i] = (struct bench_worker){&start, {&n, grain, 0, (uint64_t)b->n}, body, arg};
+        workers[i] = (struct bench_worker){&start, {&n, grain, 0, (uint64_t)b->n, i}, body, arg};
         int err = pthread_create(&threads[i], NULL, bench_worker_main, &workers[i]);
         if (err) {
             fprintf(stderr, "bench: pthread_create: %s\n", strerror(err));
@@ -384,6 +391,7 @@ static inline void bench_run_n(struct bench_b *b, bench_fn fn, long n)
     GC_gcollect();
     b->n = n;
     b->nextra = 0;
+    b->skip = NULL;
     b->duration_ns = 0;
     b->timer_on = false;
     bench_start_timer(b);
@@ -400,6 +408,8 @@ static inline long bench_max(long x, long y) { return x > y ? x : y; }
 static inline void bench_launch(struct bench_b *b, bench_fn fn, const struct bench_flags *f)
 {
     bench_run_n(b, fn, 1);
+    if (b->skip)
+        return;
     if (f->benchtime_n > 0) {
         if (f->benchtime_n > 1)
             bench_run_n(b, fn, f->benchtime_n);
@@ -548,7 +558,10 @@ static inline int bench_main(int argc, char **argv, const struct bench_def *defs
                 fflush(stdout); /* show which benchmark is running */
                 struct bench_b b = {.procs = f.cpus[c]};
                 bench_launch(&b, defs[i].fn, &f);
-                bench_print_result(stdout, &b);
+                if (b.skip)
+                    printf("\n    %s\n--- SKIP: %s\n", b.skip, buf);
+                else
+                    bench_print_result(stdout, &b);
                 fflush(stdout);
             }
         }

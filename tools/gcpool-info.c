@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env-man.h"
 #include "env.h"
 #include "gcpool.h"
 #include "pin.h"
@@ -23,13 +24,14 @@ enum { EXIT_TOPOLOGY = 1, EXIT_USAGE = 2 };
 struct options {
     bool json;
     bool env_markdown; /* --env-markdown: the README's table, and nothing else */
+    bool env_man;      /* --env-man: the same table as man source, for gcpool(7) */
     bool steal;     /* --steal-order given */
     unsigned local; /* its argument */
 };
 
 static void usage(FILE *out)
 {
-    fputs("Usage: gcpool-info [--json] [--steal-order L] [--env-markdown] [--help]\n"
+    fputs("Usage: gcpool-info [--json] [--steal-order L] [--env-markdown] [--env-man] [--help]\n"
           "Shows how gcpool sees this machine: version, cycle source, pin method,\n"
           "cache line and local size, the CPU -> local table and every GCPOOL_*\n"
           "variable in force.  HWLOC_XMLFILE=file.xml or HWLOC_SYNTHETIC=\"...\"\n"
@@ -37,6 +39,7 @@ static void usage(FILE *out)
           "  --json           one JSON object instead of text\n"
           "  --steal-order L  also the locals local L steals from, in order\n"
           "  --env-markdown   the GCPOOL_* variables as the README's Markdown table\n"
+          "  --env-man        the same table as man source (gcpool(7)'s ENVIRONMENT)\n"
           "  --help           this text\n",
           out);
 }
@@ -67,6 +70,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"json", no_argument, NULL, 'j'},
         {"steal-order", required_argument, NULL, 's'},
         {"env-markdown", no_argument, NULL, 'm'},
+        {"env-man", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -84,6 +88,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 'm':
             o->env_markdown = true;
+            break;
+        case 'r':
+            o->env_man = true;
             break;
         case 'h':
             usage(stdout);
@@ -189,6 +196,8 @@ int main(int argc, char **argv)
         gcp_env_print_markdown(stdout);
         return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_TOPOLOGY;
     }
+    if (o.env_man)
+        return gcp_env_print_man(stdout) == 0 && fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_TOPOLOGY;
 
     const struct gcp_topology *t = gcp_topology();
     if (!t->from_hwloc) {

@@ -73,12 +73,41 @@ GCPOOL_API void gcpool_collect(void);
 /* Cleanup cycles run so far, whatever their source. */
 GCPOOL_API uint64_t gcpool_cycles(void);
 
+/* The statistics counters: one list, one X(name, column, scope, heading, doc)
+ * entry per counter, which generates gcpool_stats_t's fields (in this order),
+ * the reports' text columns and JSON keys, the buffer classes' copy
+ * (<gcpool/buf.h>) and the table of fields in the README and gcpool(3)
+ * (gcpool-info --stats-markdown, --stats-man; the tests compare).  A new
+ * counter is one line, appended: the order is the structs' layout.
+ *   name     the field, and the JSON report's key
+ *   column   where the text report prints it: TOTAL (a count, first), SHARE
+ *            (a share of gets, in %), COUNT (a count, after the shares)
+ *   scope    BOTH: a buffer class's statistics have it too; POOL: pools only
+ *            (GCPOOL_STAT_IF_CLASS picks the BOTH entries)
+ *   heading  the text report's column heading
+ *   doc      one line for the tables
+ * gcpool_destroy counts nothing: it only releases what the pool holds. */
+#define GCPOOL_STAT_FIELDS(X)                                                                            \
+    X(gets, TOTAL, BOTH, "gets", "gets: hit_private + hit_shared + hit_steal + hit_victim + miss")       \
+    X(puts, TOTAL, BOTH, "puts", "objects given to gcpool_put")                                          \
+    X(news, COUNT, BOTH, "news", "calls of new_fn")                                                      \
+    X(hit_private, SHARE, BOTH, "private", "gets served by the CPU's private slot")                      \
+    X(hit_shared, SHARE, BOTH, "shared", "gets served by the CPU's shared queue")                        \
+    X(hit_steal, SHARE, BOTH, "steal", "gets served by another CPU's shared queue")                      \
+    X(hit_victim, SHARE, BOTH, "victim", "gets served by the victim cache")                              \
+    X(miss, SHARE, BOTH, "miss", "gets that found nothing cached (new_fn's result, or NULL)")            \
+    X(dropped, COUNT, BOTH, "dropped", "objects dropped by cycles, or by a put that could not cache")    \
+    X(moved_to_victim, COUNT, POOL, "to-victim", "objects cycles moved from the pool to its victim cache")
+
+/* GCPOOL_STAT_IF_CLASS(scope, code): code for a BOTH entry, nothing for POOL. */
+#define GCPOOL_STAT_IF_CLASS(scope, code) GCPOOL_STAT_IF_CLASS_##scope(code)
+#define GCPOOL_STAT_IF_CLASS_BOTH(code) code
+#define GCPOOL_STAT_IF_CLASS_POOL(code)
+
 typedef struct gcpool_stats {
-    uint64_t gets, puts, news; /* news: calls of new_fn */
-    uint64_t hit_private, hit_shared, hit_steal, hit_victim, miss; /* where each get found its object */
-    uint64_t dropped;         /* objects dropped by cycles, or by a put the pool could not cache;
-                                 gcpool_destroy counts nothing, it only releases */
-    uint64_t moved_to_victim; /* objects cycles moved from the pool to its victim cache */
+#define GCPOOL_STAT_FIELD_(name, column, scope, heading, doc) uint64_t name;
+    GCPOOL_STAT_FIELDS(GCPOOL_STAT_FIELD_)
+#undef GCPOOL_STAT_FIELD_
 } gcpool_stats_t;
 /* 0; -1 with errno EINVAL when pool or out is NULL.  Counters are summed from
  * every CPU's local on read: exact when the pool is quiet, a snapshot while it

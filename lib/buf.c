@@ -489,15 +489,9 @@ int gcpool_bufpool_read_stats(gcpool_bufpool_t *bp, gcpool_bufpool_stats_t *out)
         gcpool_stats_t s;
         gcpool_read_stats(c->pool, &s);
         cs->size = c->size;
-        cs->gets = s.gets;
-        cs->puts = s.puts;
-        cs->news = s.news;
-        cs->hit_private = s.hit_private;
-        cs->hit_shared = s.hit_shared;
-        cs->hit_steal = s.hit_steal;
-        cs->hit_victim = s.hit_victim;
-        cs->miss = s.miss;
-        cs->dropped = s.dropped;
+#define COPY(name, column, scope, heading, doc) GCPOOL_STAT_IF_CLASS(scope, cs->name = s.name;)
+        GCPOOL_STAT_FIELDS(COPY) /* the counters a class shares with its pool */
+#undef COPY
         /* In the pool: put, and neither handed out again nor dropped.  Counters
          * read one after another can disagree while the pool is busy: never
          * below zero. */

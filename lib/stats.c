@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,17 @@
 #include "debug.h"
 #include "env.h"
 #include "reentry.h"
+
+#define FIELD(name_, column_, scope, heading_, doc_)                                               \
+    {.name = #name_, .heading = heading_, .doc = doc_, .offset = offsetof(gcpool_stats_t, name_),    \
+     .column = GCP_STAT_COL_##column_, .in_class = GCPOOL_STAT_IF_CLASS(scope, 1) + 0},
+const struct gcp_stat_field gcp_stat_fields[GCP_STAT_NFIELDS] = {GCPOOL_STAT_FIELDS(FIELD)};
+#undef FIELD
+
+static uint64_t field_value(const gcpool_stats_t *s, const struct gcp_stat_field *f)
+{
+    return *(const uint64_t *)(const void *)((const char *)s + f->offset);
+}
 
 static uint64_t get(const _Atomic uint64_t *c)
 {
@@ -136,6 +148,23 @@ static struct row *row_of(struct gcpool *p)
     return w;
 }
 
+/* The text report's columns: the TOTAL counters, then every SHARE one as a
+ * share of gets, then the COUNT ones, each group in the list's order. */
+static const enum gcp_stat_column text_order[] = {GCP_STAT_COL_TOTAL, GCP_STAT_COL_SHARE,
+                                                  GCP_STAT_COL_COUNT};
+static const int text_width[] = {[GCP_STAT_COL_TOTAL] = 12, [GCP_STAT_COL_SHARE] = 7,
+                                 [GCP_STAT_COL_COUNT] = 10};
+
+static void print_text_heading(FILE *out)
+{
+    fprintf(out, "%-20s", "pool");
+    for (size_t g = 0; g < sizeof text_order / sizeof *text_order; g++)
+        for (size_t i = 0; i < GCP_STAT_NFIELDS; i++)
+            if (gcp_stat_fields[i].column == text_order[g])
+                fprintf(out, " %*s", text_width[text_order[g]], gcp_stat_fields[i].heading);
+    fprintf(out, " %7s\n", "v-hit");
+}
+
 static void print_row(struct report *r, const struct row *w)
 {
     const gcpool_stats_t *s = &w->s;
@@ -145,24 +174,29 @@ static void print_row(struct report *r, const struct row *w)
         uint64_t v_hit = (uint64_t)(gcpool_victim_hit_rate(s) * 10000.0 + 0.5);
         fprintf(r->out, "%s\n    {\"name\": ", r->first ? "" : ",");
         json_string(r->out, w->name);
+        for (size_t i = 0; i < GCP_STAT_NFIELDS; i++)
+            fprintf(r->out, ", \"%s\": %" PRIu64, gcp_stat_fields[i].name,
+                    field_value(s, &gcp_stat_fields[i]));
         fprintf(r->out,
-                ", \"gets\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"news\": %" PRIu64
-                ", \"hit_private\": %" PRIu64 ", \"hit_shared\": %" PRIu64
-                ", \"hit_steal\": %" PRIu64 ", \"hit_victim\": %" PRIu64 ", \"miss\": %" PRIu64
-                ", \"dropped\": %" PRIu64 ", \"moved_to_victim\": %" PRIu64
                 ", \"victim_hit_rate\": %" PRIu64 ".%04" PRIu64
                 ", \"last_cycle_moved\": %" PRIu64 ", \"last_cycle_dropped\": %" PRIu64
                 ", \"destroyed\": %s}",
-                s->gets, s->puts, s->news, s->hit_private, s->hit_shared, s->hit_steal,
-                s->hit_victim, s->miss, s->dropped, s->moved_to_victim, v_hit / 10000, v_hit % 10000,
-                w->last_moved, w->last_dropped, w->destroyed ? "true" : "false");
+                v_hit / 10000, v_hit % 10000, w->last_moved, w->last_dropped,
+                w->destroyed ? "true" : "false");
     } else {
-        fprintf(r->out,
-                "%-20.20s %12" PRIu64 " %12" PRIu64 " %6.1f%% %6.1f%% %6.1f%% %6.1f%% %6.1f%% %10" PRIu64
-                " %10" PRIu64 " %10" PRIu64 " %6.1f%%%s\n",
-                w->name, s->gets, s->puts, rate(s->hit_private, s->gets), rate(s->hit_shared, s->gets),
-                rate(s->hit_steal, s->gets), rate(s->hit_victim, s->gets), rate(s->miss, s->gets),
-                s->news, s->dropped, s->moved_to_victim, 100.0 * gcpool_victim_hit_rate(s),
+        fprintf(r->out, "%-20.20s", w->name);
+        for (size_t g = 0; g < sizeof text_order / sizeof *text_order; g++) {
+            for (size_t i = 0; i < GCP_STAT_NFIELDS; i++) {
+                const struct gcp_stat_field *f = &gcp_stat_fields[i];
+                if (f->column != text_order[g])
+                    continue;
+                if (f->column == GCP_STAT_COL_SHARE)
+                    fprintf(r->out, " %6.1f%%", rate(field_value(s, f), s->gets));
+                else
+                    fprintf(r->out, " %*" PRIu64, text_width[f->column], field_value(s, f));
+            }
+        }
+        fprintf(r->out, " %6.1f%%%s\n", 100.0 * gcpool_victim_hit_rate(s),
                 w->destroyed ? " (destroyed)" : "");
     }
     r->first = false;
@@ -240,9 +274,7 @@ static void print_report(FILE *out, int flags)
         fprintf(out, "%s]}\n", r.first ? "" : "\n  ");
     } else {
         fprintf(out, "gcpool %s: %" PRIu64 " cycles\n", gcpool_version(), gcpool_cycles());
-        fprintf(out, "%-20s %12s %12s %7s %7s %7s %7s %7s %10s %10s %10s %7s\n", "pool", "gets", "puts",
-                "private", "shared", "steal", "victim", "miss", "news", "dropped", "to-victim",
-                "v-hit");
+        print_text_heading(out);
         gcp_cycle_each_pool(report_pool, &r);
         report_retired(&r);
         fputs("(v-hit: victim hit rate, hit_victim / to-victim - of the objects cycles moved to "

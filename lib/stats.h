@@ -14,6 +14,22 @@ void gcp_stats_retire(struct gcpool *p);
  * list's lock, the last lock a fork takes. */
 void gcp_stats_fork_lock(bool take);
 
+/* The counters of GCPOOL_STAT_FIELDS (gcpool.h) as data: the reports print
+ * from it, gcpool-info renders it as the README's and gcpool(3)'s tables. */
+enum gcp_stat_column { GCP_STAT_COL_TOTAL, GCP_STAT_COL_SHARE, GCP_STAT_COL_COUNT };
+struct gcp_stat_field {
+    const char *name;            /* the field, the JSON key */
+    const char *heading;         /* the text report's column */
+    const char *doc;             /* one line */
+    size_t offset;               /* in gcpool_stats_t, of a uint64_t */
+    enum gcp_stat_column column; /* GCP_STAT_COL_##column */
+    bool in_class;               /* scope BOTH: in gcpool_buf_class_stats_t too */
+};
+#define GCP_STAT_ONE_(name, column, scope, heading, doc) +1
+enum { GCP_STAT_NFIELDS = 0 GCPOOL_STAT_FIELDS(GCP_STAT_ONE_) };
+#undef GCP_STAT_ONE_
+extern const struct gcp_stat_field gcp_stat_fields[GCP_STAT_NFIELDS]; /* in struct order */
+
 /* Sums a pool's counters (every array: roles rotate, counts stay). */
 void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out);
 

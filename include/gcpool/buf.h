@@ -77,10 +77,12 @@ GCPOOL_API void gcpool_buf_put(gcpool_bufpool_t *bp, void *buf, size_t capacity)
 
 typedef struct gcpool_buf_class_stats {
     size_t size;                  /* the class's buffer size */
-    /* The class pool's gcpool_stats_t: where each get found its buffer. */
-    uint64_t gets, puts, news;
-    uint64_t hit_private, hit_shared, hit_steal, hit_victim, miss;
-    uint64_t dropped;             /* buffers dropped by cycles */
+    /* The class pool's gcpool_stats_t fields of scope BOTH (GCPOOL_STAT_FIELDS
+     * in <gcpool.h>): gets, puts, news, where each get found its buffer,
+     * dropped; then the class's own. */
+#define GCPOOL_BUF_CLASS_FIELD_(name, column, scope, heading, doc) GCPOOL_STAT_IF_CLASS(scope, uint64_t name;)
+    GCPOOL_STAT_FIELDS(GCPOOL_BUF_CLASS_FIELD_)
+#undef GCPOOL_BUF_CLASS_FIELD_
     uint64_t bytes_cached;        /* (puts - hits - dropped) * size: approximate while busy */
     uint64_t bytes_dropped;       /* dropped * size */
     uint64_t waste;               /* sum of (size - asked) over this class's gets */

@@ -88,7 +88,7 @@ GCPOOL_API uint64_t gcpool_cycles(void);
  *   doc      one line for the tables
  * gcpool_destroy counts nothing: it only releases what the pool holds. */
 #define GCPOOL_STAT_FIELDS(X)                                                                            \
-    X(gets, TOTAL, BOTH, "gets", "gets: hit_private + hit_shared + hit_steal + hit_victim + miss")       \
+    X(gets, TOTAL, BOTH, "gets", "every get: hit_private + hit_shared + hit_steal + hit_victim + miss")  \
     X(puts, TOTAL, BOTH, "puts", "objects given to gcpool_put")                                          \
     X(news, COUNT, BOTH, "news", "calls of new_fn")                                                      \
     X(hit_private, SHARE, BOTH, "private", "gets served by the CPU's private slot")                      \

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The man pages (man/): each renders without a warning (groff -ww, and
 # mandoc's lint when mandoc is installed); gcpool(7)'s environment list is the
-# one lib/env.c declares (regenerated with gcpool-info --env-man); and every
+# one lib/env.c declares (regenerated with gcpool-info --env-man), gcpool(3)'s
+# statistics fields the ones GCPOOL_STAT_FIELDS lists (man/update-stats); and every
 # function the library exports is named by a page, so that `man gcpool_get`
 # finds it (the fast path's gcpool_fastpath_* are a contract with the
 # header, not API).
@@ -39,6 +40,15 @@ fi
 vars=$(grep -c '^\.B GCPOOL_' "$tmp/expected")
 [ "$vars" -gt 0 ] || bad "gcpool-info --env-man printed no variable"
 
+# gcpool(3)'s list of statistics fields is GCPOOL_STAT_FIELDS (gcpool.h).
+"$build/gcpool-info" --stats-man >"$tmp/expected" || bad "gcpool-info --stats-man failed"
+sed -n '/^\.\\" stats-fields: begin/,/^\.\\" stats-fields: end/p' "$top/man/gcpool.3" | sed '1d;$d' >"$tmp/actual"
+if ! diff -u "$tmp/expected" "$tmp/actual"; then
+    bad "gcpool.3's statistics fields differ from GCPOOL_STAT_FIELDS (regenerate them: man/update-stats)"
+fi
+fields=$(grep -c '^\.B ' "$tmp/expected")
+[ "$fields" -gt 0 ] || bad "gcpool-info --stats-man printed no field"
+
 # Every exported function is in some page's NAME section.
 lib="$build/.libs/libgcpool.so"
 [ -f "$lib" ] || lib="$build/.libs/libgcpool.a"
@@ -55,4 +65,4 @@ else
 fi
 
 [ "$fail" -eq 0 ] || exit 1
-echo "PASS: $(echo $pages | wc -w) pages render cleanly; gcpool.7 lists the $vars variables of lib/env.c"
+echo "PASS: $(echo $pages | wc -w) pages render cleanly; gcpool.7 lists the $vars variables of lib/env.c, gcpool.3 the $fields statistics fields"

@@ -14,6 +14,7 @@
 
 #include "env-man.h"
 #include "env.h"
+#include "stats-fields.h"
 #include "gcpool.h"
 #include "pin.h"
 #include "pool.h"
@@ -25,13 +26,16 @@ struct options {
     bool json;
     bool env_markdown; /* --env-markdown: the README's table, and nothing else */
     bool env_man;      /* --env-man: the same table as man source, for gcpool(7) */
+    bool stats_markdown; /* --stats-markdown: the README's table of statistics fields */
+    bool stats_man;      /* --stats-man: the same as man source, for gcpool(3) */
     bool steal;     /* --steal-order given */
     unsigned local; /* its argument */
 };
 
 static void usage(FILE *out)
 {
-    fputs("Usage: gcpool-info [--json] [--steal-order L] [--env-markdown] [--env-man] [--help]\n"
+    fputs("Usage: gcpool-info [--json] [--steal-order L] [--env-markdown] [--env-man]\n"
+          "                   [--stats-markdown] [--stats-man] [--help]\n"
           "Shows how gcpool sees this machine: version, cycle source, pin method,\n"
           "cache line and local size, the CPU -> local table and every GCPOOL_*\n"
           "variable in force.  HWLOC_XMLFILE=file.xml or HWLOC_SYNTHETIC=\"...\"\n"
@@ -40,6 +44,8 @@ static void usage(FILE *out)
           "  --steal-order L  also the locals local L steals from, in order\n"
           "  --env-markdown   the GCPOOL_* variables as the README's Markdown table\n"
           "  --env-man        the same table as man source (gcpool(7)'s ENVIRONMENT)\n"
+          "  --stats-markdown the statistics counters as the README's Markdown table\n"
+          "  --stats-man      the same as man source (gcpool(3)'s list of fields)\n"
           "  --help           this text\n",
           out);
 }
@@ -71,6 +77,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"steal-order", required_argument, NULL, 's'},
         {"env-markdown", no_argument, NULL, 'm'},
         {"env-man", no_argument, NULL, 'r'},
+        {"stats-markdown", no_argument, NULL, 'M'},
+        {"stats-man", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -91,6 +99,12 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 'r':
             o->env_man = true;
+            break;
+        case 'M':
+            o->stats_markdown = true;
+            break;
+        case 'R':
+            o->stats_man = true;
             break;
         case 'h':
             usage(stdout);
@@ -198,6 +212,11 @@ int main(int argc, char **argv)
     }
     if (o.env_man)
         return gcp_env_print_man(stdout) == 0 && fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_TOPOLOGY;
+    if (o.stats_markdown) /* from lib/stats.c's table of GCPOOL_STAT_FIELDS */
+        return gcp_stats_print_markdown(stdout) == 0 && fflush(stdout) == 0 ? EXIT_SUCCESS
+                                                                            : EXIT_TOPOLOGY;
+    if (o.stats_man)
+        return gcp_stats_print_man(stdout) == 0 && fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_TOPOLOGY;
 
     const struct gcp_topology *t = gcp_topology();
     if (!t->from_hwloc) {

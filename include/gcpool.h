@@ -78,7 +78,9 @@ GCPOOL_API uint64_t gcpool_cycles(void);
  * the reports' text columns and JSON keys, the buffer classes' copy
  * (<gcpool/buf.h>) and the table of fields in the README and gcpool(3)
  * (gcpool-info --stats-markdown, --stats-man; the tests compare).  A new
- * counter is one line, appended: the order is the structs' layout.
+ * counter is one line here, appended (the order is the structs' layout), and
+ * the code that counts it.  Programs may expand the list too, with an X that
+ * takes these five arguments, to print or compare every counter.
  *   name     the field, and the JSON report's key
  *   column   where the text report prints it: TOTAL (a count, first), SHARE
  *            (a share of gets, in %), COUNT (a count, after the shares)

@@ -16,11 +16,15 @@
 #include "env.h"
 #include "reentry.h"
 
+/* GCPOOL_STAT_FIELDS as data (in_class: 1 + 0 for BOTH, + 0 for POOL). */
 #define FIELD(name_, column_, scope, heading_, doc_)                                               \
     {.name = #name_, .heading = heading_, .doc = doc_, .offset = offsetof(gcpool_stats_t, name_),    \
      .column = GCP_STAT_COL_##column_, .in_class = GCPOOL_STAT_IF_CLASS(scope, 1) + 0},
 const struct gcp_stat_field gcp_stat_fields[GCP_STAT_NFIELDS] = {GCPOOL_STAT_FIELDS(FIELD)};
 #undef FIELD
+/* field_value reads every field as a uint64_t: the list is the whole struct. */
+_Static_assert(sizeof(gcpool_stats_t) == GCP_STAT_NFIELDS * sizeof(uint64_t),
+               "gcpool_stats_t is GCPOOL_STAT_FIELDS' uint64_t counters and nothing else");
 
 static uint64_t field_value(const gcpool_stats_t *s, const struct gcp_stat_field *f)
 {
@@ -152,6 +156,7 @@ static struct row *row_of(struct gcpool *p)
  * share of gets, then the COUNT ones, each group in the list's order. */
 static const enum gcp_stat_column text_order[] = {GCP_STAT_COL_TOTAL, GCP_STAT_COL_SHARE,
                                                   GCP_STAT_COL_COUNT};
+/* A SHARE column's 7: "%6.1f%%". */
 static const int text_width[] = {[GCP_STAT_COL_TOTAL] = 12, [GCP_STAT_COL_SHARE] = 7,
                                  [GCP_STAT_COL_COUNT] = 10};
 

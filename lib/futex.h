@@ -1,20 +1,24 @@
-/* Internal helpers shared by mutex.c and waitgroup.c: Linux futex calls, a
- * CPU pause, a tiny queue lock, a monotonic clock and the fatal-error exit.
+/* The futex lock, and the Linux futex calls under it: one word, 0 free, 1 held,
+ * 2 held with sleepers (Drepper, "Futexes Are Tricky", mutex 2).
  *
- * The public structs in <gcpool/sync.h> hold plain integers (not _Atomic) so
- * the header stays usable from C++ and zero-initialisable; every access to
- * them therefore goes through GCC's __atomic builtins, never a plain load or
- * store.  Futexes are process-private (FUTEX_*_PRIVATE): like Go's, these
- * primitives do not work across processes in shared memory. */
+ * Two users: a pool's lock pin and first-use lock (lock.h adds the thread's
+ * busy section around it) and the wait queue of Go's Mutex (sync/mutex.c).
+ * Each guards a few dozen instructions that never allocate nor call user code,
+ * so a short spin before sleeping wins almost always; sleeping covers a holder
+ * preempted inside (likely when threads outnumber cores), where pure spinning
+ * would burn the holder's whole time slice.
+ *
+ * The word is a plain uint32_t reached only through GCC's __atomic builtins:
+ * the public structs of <gcpool/sync.h> hold plain integers so that header
+ * stays usable from C++ and zero-initialisable.  Futexes are process-private
+ * (FUTEX_*_PRIVATE): nothing here works across processes in shared memory. */
 #ifndef GCPOOL_FUTEX_H
 #define GCPOOL_FUTEX_H
 
 #include <linux/futex.h>
+#include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Sleeps while *addr == expected.  Returns early on a wake, a signal, or when
@@ -33,7 +37,7 @@ static inline void gcp_futex_wake(uint32_t *addr, int n)
 }
 
 /* One spin-wait hint: frees pipeline resources for the sibling hyperthread. */
-static inline void gcp_sync_pause(void)
+static inline void gcp_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -42,58 +46,43 @@ static inline void gcp_sync_pause(void)
 #endif
 }
 
-/* The queue lock: one word, 0 free, 1 held, 2 held with sleepers (Drepper's
- * "Futexes Are Tricky", mutex 2).  It guards a few pointer updates only, so a
- * short spin wins almost always; sleeping covers a holder preempted inside
- * (likely when threads outnumber cores), where pure spinning would burn the
- * holder's whole time slice. */
-static inline void gcp_qlock_slow(uint32_t *l)
+enum { GCP_FUTEX_FREE = 0, GCP_FUTEX_HELD = 1, GCP_FUTEX_SLEEPERS = 2 };
+
+/* true when acquired; never waits. */
+static inline bool gcp_futex_trylock(uint32_t *word)
+{
+    uint32_t expected = GCP_FUTEX_FREE;
+    /* Acquire: pairs with the release in gcp_futex_unlock, so the previous
+     * holder's writes happen-before ours. */
+    return __atomic_compare_exchange_n(word, &expected, GCP_FUTEX_HELD, false, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
+}
+
+static inline void gcp_futex_lock_slow(uint32_t *word)
 {
     for (int spin = 0; spin < 100; spin++) {
-        gcp_sync_pause();
-        uint32_t expected = 0;
-        /* Acquire: the previous holder's queue updates happen-before ours. */
-        if (__atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
-            __atomic_compare_exchange_n(l, &expected, 1, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        gcp_cpu_relax();
+        if (__atomic_load_n(word, __ATOMIC_RELAXED) == GCP_FUTEX_FREE && gcp_futex_trylock(word))
             return;
     }
-    /* Mark sleepers (2) so the release wakes one; acquire as above. */
-    while (__atomic_exchange_n(l, 2, __ATOMIC_ACQUIRE) != 0)
-        gcp_futex_wait(l, 2);
+    /* Mark sleepers so the holder's unlock wakes one.  Acquire as in trylock.
+     * Once a sleeper marked the word, every later taker keeps it marked: an
+     * extra wake is cheap, a lost one is a hang. */
+    while (__atomic_exchange_n(word, GCP_FUTEX_SLEEPERS, __ATOMIC_ACQUIRE) != GCP_FUTEX_FREE)
+        gcp_futex_wait(word, GCP_FUTEX_SLEEPERS);
 }
 
-static inline void gcp_qlock_acquire(uint32_t *l)
+static inline void gcp_futex_lock(uint32_t *word)
 {
-    uint32_t expected = 0;
-    /* Acquire: pairs with the release in gcp_qlock_release. */
-    if (__builtin_expect(__atomic_compare_exchange_n(l, &expected, 1, 0, __ATOMIC_ACQUIRE,
-                                                     __ATOMIC_RELAXED),
-                         1))
-        return;
-    gcp_qlock_slow(l);
+    if (__builtin_expect(!gcp_futex_trylock(word), 0))
+        gcp_futex_lock_slow(word);
 }
 
-static inline void gcp_qlock_release(uint32_t *l)
+static inline void gcp_futex_unlock(uint32_t *word)
 {
-    /* Release: our queue updates happen-before the next holder's reads. */
-    if (__atomic_exchange_n(l, 0, __ATOMIC_RELEASE) == 2)
-        gcp_futex_wake(l, 1);
-}
-
-/* Monotonic nanoseconds, for the mutex's starvation threshold. */
-static inline int64_t gcp_nanotime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Go throws or panics on misuse of its sync types; a C caller cannot recover
- * from a broken lock either, so print the same message and abort. */
-__attribute__((noreturn, cold)) static inline void gcp_sync_fatal(const char *msg)
-{
-    fprintf(stderr, "fatal error: %s\n", msg);
-    abort();
+    /* Release: our writes under the lock happen-before the next holder's reads. */
+    if (__atomic_exchange_n(word, GCP_FUTEX_FREE, __ATOMIC_RELEASE) == GCP_FUTEX_SLEEPERS)
+        gcp_futex_wake(word, 1);
 }
 
 #endif

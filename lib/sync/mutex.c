@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "sync/runtime.h"
 #include "gcpool/sync.h"
 
 enum {
@@ -109,19 +110,19 @@ static void sema_acquire(gcpool_mutex_t *m, bool lifo)
         return;
     struct gcpool_mutex_waiter w;
     for (;;) {
-        gcp_qlock_acquire(&m->qlock);
+        gcp_futex_lock(&m->qlock);
         /* Count ourselves first so a release from now on takes the slow path
          * and finds us; then look for a permit released before that. */
         __atomic_fetch_add(&m->nwait, 1, __ATOMIC_SEQ_CST);
         if (sema_try(&m->sema)) {
             __atomic_fetch_sub(&m->nwait, 1, __ATOMIC_RELAXED);
-            gcp_qlock_release(&m->qlock);
+            gcp_futex_unlock(&m->qlock);
             return;
         }
         w.ticket = false;
         __atomic_store_n(&w.wake, 0, __ATOMIC_RELAXED); /* published by qlock's release */
         queue_push(m, &w, lifo);
-        gcp_qlock_release(&m->qlock);
+        gcp_futex_unlock(&m->qlock);
         /* Acquire: pairs with the release store in sema_release, so w.ticket
          * and, on handoff, the previous holder's critical section are ours. */
         while (__atomic_load_n(&w.wake, __ATOMIC_ACQUIRE) == 0)
@@ -144,7 +145,7 @@ static void sema_release(gcpool_mutex_t *m, bool handoff)
     /* Seq_cst, after the increment: see sema_try. */
     if (__atomic_load_n(&m->nwait, __ATOMIC_SEQ_CST) == 0)
         return;
-    gcp_qlock_acquire(&m->qlock);
+    gcp_futex_lock(&m->qlock);
     struct gcpool_mutex_waiter *w = NULL;
     /* Another waiter may have consumed the permit and left meanwhile. */
     if (__atomic_load_n(&m->nwait, __ATOMIC_RELAXED) != 0) {
@@ -152,7 +153,7 @@ static void sema_release(gcpool_mutex_t *m, bool handoff)
         if (w)
             __atomic_fetch_sub(&m->nwait, 1, __ATOMIC_RELAXED);
     }
-    gcp_qlock_release(&m->qlock);
+    gcp_futex_unlock(&m->qlock);
     if (!w)
         return;
     bool ticket = handoff && sema_try(&m->sema);
@@ -188,7 +189,7 @@ static bool can_spin(int iter)
 static void do_spin(void)
 {
     for (int i = 0; i < 30; i++)
-        gcp_sync_pause();
+        gcp_cpu_relax();
 }
 
 static bool cas_state(gcpool_mutex_t *m, uint32_t *old, uint32_t new_, int success_order)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "futex.h"
+#include "sync/runtime.h"
 #include "gcpool/sync.h"
 
 /* Takes one permit, sleeping while there is none. */

@@ -19,8 +19,6 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include "topology.h" /* GCP_STEAL_* */
-
 enum kind { K_CHOICE, K_BOOL, K_INT, K_POW2, K_PATH };
 static const char *const kind_names[] = {"choice", "bool", "integer", "power of two", "path"};
 

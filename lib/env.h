@@ -29,6 +29,7 @@ enum gcp_env_id {
 enum { GCP_GC_AUTO, GCP_GC_BOEHM, GCP_GC_SIM };
 enum { GCP_PIN_AUTO, GCP_PIN_RSEQ, GCP_PIN_LOCK };
 enum { GCP_SHARED_CHAIN, GCP_SHARED_LOCKED };
+enum gcp_steal_mode { GCP_STEAL_TOPOLOGY, GCP_STEAL_ROUNDROBIN }; /* topology/ orders steals so */
 enum { GCP_STATS_OFF, GCP_STATS_TEXT_, GCP_STATS_JSON_ };
 
 /* The value in force: a number, a bool (0/1) or a choice's index. */

@@ -7,7 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum gcp_steal_mode { GCP_STEAL_TOPOLOGY = 0, GCP_STEAL_ROUNDROBIN = 1 };
+#include "env.h" /* GCPOOL_STEAL's choices: enum gcp_steal_mode */
+
 
 struct gcp_topology {
     unsigned nlocals;         /* allowed PUs, >= 1; locals are numbered 0..nlocals-1 */

@@ -47,6 +47,7 @@
 #include "glue.h"
 #include "pin.h"
 #include "reentry.h"
+#include "report.h"
 #include "topology.h"
 
 /* Class limits as the environment table declares them (lib/env.c). */

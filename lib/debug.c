@@ -52,6 +52,7 @@
 #include "env.h"
 #include "mem.h"
 #include "reentry.h"
+#include "report.h"
 
 /* A power of two.  Few enough that fork_prepare, which holds them all at once,
  * stays under ThreadSanitizer's limit of 64 locks held by one thread. */

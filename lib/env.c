@@ -8,6 +8,7 @@
 #define _GNU_SOURCE       /* secure_getenv, environ */
 #endif
 #include "env.h"
+#include "report.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -112,29 +113,6 @@ static const char *printable(const char *s, size_t n, char *buf, size_t len)
     }
     snprintf(buf + o, len - o, "%s", i < n && s[i] ? "..." : "");
     return buf;
-}
-
-/* One whole line in one write, so warnings from racing threads do not mix. */
-void gcp_warn(const char *fmt, ...)
-{
-    /* write(2), not stdio: a warning may be printed from a signal handler (a
-     * refused call, reentry.h), where stderr's lock may be the interrupted
-     * code's.  errno is the caller's to set: kept. */
-    int saved = errno;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
-    line[len++] = '\n';
-    for (size_t done = 0; done < len;) {
-        ssize_t w = write(STDERR_FILENO, line + done, len - done);
-        if (w <= 0 && errno != EINTR)
-            break;
-        done += w > 0 ? (size_t)w : 0;
-    }
-    errno = saved;
 }
 
 static const char *value_text(int id, long v, char *buf, size_t len)
@@ -311,21 +289,6 @@ const char *gcp_env_name(enum gcp_env_id id)
     return (unsigned)id < GCP_ENV_COUNT ? vars[id].name : NULL;
 }
 
-static void print_json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
-}
-
 void gcp_env_print(FILE *out, bool json)
 {
     char buf[32], def[32];
@@ -336,9 +299,9 @@ void gcp_env_print(FILE *out, bool json)
         const char *v = value_text(id, values[id], buf, sizeof buf);
         if (json) {
             fprintf(out, "%s", id ? ", " : "{");
-            print_json_string(out, vars[id].name);
+            gcp_json_string(out, vars[id].name);
             fputs(": ", out);
-            print_json_string(out, v);
+            gcp_json_string(out, v);
         } else {
             fprintf(out, "%-24s %-12s %-12s %s\n", vars[id].name,
                      vars[id].kind == K_PATH && !paths[id] ? "(unset)" : v,

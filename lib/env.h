@@ -44,9 +44,6 @@ const char *gcp_env_name(enum gcp_env_id id);
 void gcp_env_print(FILE *out, bool json);
 /* The README's table (Markdown): variable | type | default | range | description. */
 void gcp_env_print_markdown(FILE *out);
-/* Prints one line to stderr (a newline is added) in one write, so lines of
- * racing threads do not mix: every warning and report gcpool prints. */
-__attribute__((format(printf, 1, 2))) void gcp_warn(const char *fmt, ...);
 /* Reads the environment again (tests only; not thread-safe). */
 void gcp_env_reload(void);
 

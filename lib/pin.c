@@ -14,6 +14,7 @@
 #endif
 
 #include "env.h"
+#include "report.h"
 
 bool gcp_pin_rseq;
 

@@ -19,6 +19,7 @@
 #include "mem.h"
 #include "pin.h"
 #include "reentry.h"
+#include "report.h"
 #include "stats.h"
 #include "topology.h"
 
@@ -157,14 +158,6 @@ static gcpool_t *create(const gcpool_options_t *opts)
      * first use sets up the arrays. */
     gcp_cycle_register(p);
     return p;
-}
-
-const char *gcp_pool_name(const struct gcpool *p, char *buf, size_t len)
-{
-    if (p->name)
-        return p->name;
-    snprintf(buf, len, "pool#%u", p->index);
-    return buf;
 }
 
 struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj)

@@ -162,8 +162,6 @@ gcpool_t *gcp_pool_create(const gcpool_options_t *opts);
  * ENOMEM), or the pool stopped caching. */
 struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj);
 
-/* p's name in reports: its own, or pool#N (in buf, of len bytes). */
-const char *gcp_pool_name(const struct gcpool *p, char *buf, size_t len);
 
 /* Bytes between two locals, as this process lays them out. */
 size_t gcp_local_stride(void);

@@ -1,9 +1,8 @@
 /* Re-entrant calls: what each thread is in the middle of (reentry.h). */
 #include "reentry.h"
+#include "report.h"
 
 #include <errno.h>
-
-#include "env.h"
 
 __thread struct gcp_reentry gcp_self __attribute__((tls_model("initial-exec")));
 

@@ -15,6 +15,7 @@
 #include "debug.h"
 #include "env.h"
 #include "reentry.h"
+#include "report.h"
 
 /* GCPOOL_STAT_FIELDS as data (in_class: 1 + 0 for BOTH, + 0 for POOL). */
 #define FIELD(name_, column_, scope, heading_, doc_)                                               \
@@ -108,21 +109,6 @@ static double rate(uint64_t part, uint64_t whole)
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-static void json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(out, "\\u%04x", ch);
-        else
-            fputc(ch, out);
-    }
-    fputc('"', out);
-}
-
 /* One pool's line of a report: taken from a live pool, or kept from one
  * destroyed while reports were asked for (GCPOOL_STATS), so that the report
  * at exit shows every pool the program used. */
@@ -178,7 +164,7 @@ static void print_row(struct report *r, const struct row *w)
          * program's locale, and a decimal comma is no JSON. */
         uint64_t v_hit = (uint64_t)(gcpool_victim_hit_rate(s) * 10000.0 + 0.5);
         fprintf(r->out, "%s\n    {\"name\": ", r->first ? "" : ",");
-        json_string(r->out, w->name);
+        gcp_json_string(r->out, w->name);
         for (size_t i = 0; i < GCP_STAT_NFIELDS; i++)
             fprintf(r->out, ", \"%s\": %" PRIu64, gcp_stat_fields[i].name,
                     field_value(s, &gcp_stat_fields[i]));

@@ -87,9 +87,10 @@ GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
 #endif
 
 /* `asm goto` (exits to C labels; GCC >= 4.5, clang >= 9) is what fill and
- * push leave by.  take and pop return an object, and asm goto with outputs
- * needs GCC >= 11 or clang >= 15 (Debian 12's clang is 14): they end in
- * local labels, one text for every compiler.  Older compilers call. */
+ * push leave by; older compilers call.  take and pop return an object, and
+ * asm goto with outputs needs GCC >= 11 or clang >= 15 (Debian 12's clang is
+ * 14): they end in local labels, one text for every compiler rather than two
+ * to audit, at the cost of one jmp on the get's hit path. */
 #if defined(__clang__)
 #define GCPOOL_FASTPATH_ASM_GOTO_ (__clang_major__ >= 9)
 #elif defined(__GNUC__)
@@ -123,8 +124,9 @@ GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
 /* ---- the pieces of a sequence ------------------------------------------
  * Local labels, the same in every sequence: 0 entry, 1 start of the critical
  * section, 2 its end (right after the one committing store), 3 descriptor,
- * 4 abort handler, 5 give up, 6 done.  (The pop's second sequence, its clear,
- * uses 11 to 15 for the same.)  Nothing before the commit is visible to
+ * 4 abort handler, 5 give up, 6 done; fill and push give up to a C label
+ * instead, and are done where the asm ends.  (The pop's second sequence, its
+ * clear, uses 11 to 15 for the same.)  Nothing before the commit is visible to
  * anyone, so a restart leaves nothing half done.  Every sequence takes
  * GCPOOL_RSEQ_INPUTS_; the labels are strings ("1"), as the descriptor
  * needs them forward ("1f") and the start backward ("3b"). */

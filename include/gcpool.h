@@ -205,8 +205,11 @@ GCPOOL_API const char *gcpool_version(void);
  * the locks that call holds (fork's handlers take them all): do not. */
 
 /* gcpool_get and gcpool_put inline their hit path where they can (x86-64
- * Linux; GCPOOL_NO_INLINE turns it off): see gcpool/fastpath.h. */
+ * Linux; GCPOOL_NO_INLINE turns it off): see gcpool/fastpath.h, which is
+ * part of this header and refuses to be included on its own. */
+#define GCPOOL_INSIDE_GCPOOL_H_ 1
 #include "gcpool/fastpath.h"
+#undef GCPOOL_INSIDE_GCPOOL_H_
 
 #ifdef __cplusplus
 }

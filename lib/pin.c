@@ -36,7 +36,7 @@ static const char *rseq_impossible(void)
 #else
     if (__rseq_size == 0)
         return "glibc did not register rseq (valgrind, glibc.pthread.rseq=0 or an old kernel)";
-    if ((int)gcp_rseq_area()->cpu_id < 0)
+    if ((int)gcp_pin_rseq_area()->cpu_id < 0)
         return "this thread's rseq area is not registered";
 #ifdef GCP_HAVE_MEMBARRIER
     /* Cycles fence running sequences with membarrier; without it they could

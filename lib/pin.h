@@ -33,13 +33,20 @@
 
 extern bool gcp_pin_rseq; /* chosen once by gcp_pin_init */
 
+#ifdef GCP_HAVE_RSEQ_AREA
+/* This thread's rseq area, which glibc registered (if __rseq_size > 0). */
+static inline struct rseq *gcp_pin_rseq_area(void)
+{
+    return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+}
+#endif
+
 /* The CPU this thread runs on now (may be stale by the time it is used). */
 static inline int gcp_current_cpu(void)
 {
 #ifdef GCP_HAVE_RSEQ_AREA
     if (__builtin_expect(__rseq_size > 0, 1)) {
-        const struct rseq *rs =
-            (const struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+        const struct rseq *rs = gcp_pin_rseq_area();
         /* The kernel updates cpu_id on every return to this thread; a volatile
          * read so the compiler loads it now.  Negative: not registered. */
         int cpu = (int)*(volatile const uint32_t *)&rs->cpu_id;
@@ -72,14 +79,11 @@ static inline void gcp_unpin(struct gcp_local *l)
     gcp_unlock(&l->pin);
 }
 
-/* gcp_pin_take_private(role): takes the private object of this CPU's local in
- * the array *role points to now (read inside the sequence, so that a cycle's
- * fence reaches it).  NULL when empty, or when *role is NULL.
- * gcp_pin_fill_private(role, obj): puts obj there, counting the fill; false
- * when the slot is taken (or *role is NULL): the caller goes to the chain. */
 /* ---- the rseq sequences (x86-64) ------------------------------------------
- * The private slot's two sequences and the start every sequence shares are
- * gcpool/fastpath.h's, so that programs inline exactly what the library runs.
+ * The library runs gcpool/fastpath.h's sequences themselves
+ * (gcpool_fastpath_take_, _fill_, _push_, _pop_), so that programs inline
+ * exactly what the library runs; the gcp_pin_ functions below choose between
+ * them and the lock pin.
  *
  * Ordering: the sequence's loads of the role and of private need no fence.
  * Only threads on this CPU write private (each in a sequence: a preemption
@@ -93,62 +97,42 @@ static inline void gcp_unpin(struct gcp_local *l)
  * no local of its own (not allowed at start): the table must be one to one,
  * or two CPUs' sequences would own one local. */
 #define GCP_PIN_NO_LOCAL GCPOOL_FASTPATH_NO_LOCAL
-
-static inline struct rseq *gcp_rseq_area(void)
-{
-    return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
-}
-
-static inline void *gcp_rseq_take_private(struct gcp_locals *_Atomic *role)
-{
-    return gcpool_fastpath_take_(role);
-}
-
-static inline bool gcp_rseq_fill_private(struct gcp_locals *_Atomic *role, void *obj)
-{
-    return gcpool_fastpath_fill_(role, obj);
-}
-
-/* The chain's owner operations on its head ring: fastpath.h's sequences. */
-static inline bool gcp_rseq_chain_push(struct gcp_locals *_Atomic *role, void *obj)
-{
-    return gcpool_fastpath_push_(role, obj);
-}
-
-static inline void *gcp_rseq_chain_pop(struct gcp_locals *_Atomic *role)
-{
-    return gcpool_fastpath_pop_(role);
-}
 #endif
 
 void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role);
 bool gcp_pin_lock_fill_private(struct gcp_locals *_Atomic *role, void *obj);
 
+/* Takes the private object of this CPU's local in the array *role points to
+ * now (read inside the sequence, so that a cycle's fence reaches it).  NULL
+ * when empty, or when *role is NULL. */
 static inline void *gcp_pin_take_private(struct gcp_locals *_Atomic *role)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     if (__builtin_expect(gcp_pin_rseq, 1))
-        return gcp_rseq_take_private(role);
+        return gcpool_fastpath_take_(role);
 #endif
     return gcp_pin_lock_take_private(role);
 }
 
+/* Puts obj there, counting the fill; false when the slot is taken (or *role
+ * is NULL): the caller goes to the chain. */
 static inline bool gcp_pin_fill_private(struct gcp_locals *_Atomic *role, void *obj)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     if (__builtin_expect(gcp_pin_rseq, 1))
-        return gcp_rseq_fill_private(role, obj);
+        return gcpool_fastpath_fill_(role, obj);
 #endif
     return gcp_pin_lock_fill_private(role, obj);
 }
 
-/* The chain's fast paths, counted in the local's seq counters: under rseq
- * only; false/NULL sends the caller to the slow path (gcp_pin_owner). */
+/* The chain's owner operations on its head ring, counted in the local's seq
+ * counters: under rseq only; false/NULL sends the caller to the slow path
+ * (gcp_pin_owner). */
 static inline bool gcp_pin_chain_push(struct gcp_locals *_Atomic *role, void *obj)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     if (gcp_pin_rseq)
-        return gcp_rseq_chain_push(role, obj);
+        return gcpool_fastpath_push_(role, obj);
 #endif
     (void)role, (void)obj;
     return false;
@@ -158,7 +142,7 @@ static inline void *gcp_pin_chain_pop(struct gcp_locals *_Atomic *role)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     if (gcp_pin_rseq)
-        return gcp_rseq_chain_pop(role);
+        return gcpool_fastpath_pop_(role);
 #endif
     (void)role;
     return NULL;

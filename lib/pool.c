@@ -35,18 +35,25 @@ _Static_assert(sizeof(struct gcp_locals) == GCPOOL_FASTPATH_LOCALS_HEADER,
 #define LOCAL_AT(field, offset) (offsetof(struct gcp_local, field) == (offset))
 _Static_assert(LOCAL_AT(private_, 0) && LOCAL_AT(fills, GCPOOL_FASTPATH_LOCAL_FILLS) &&
                    LOCAL_AT(pin, GCPOOL_FASTPATH_LOCAL_PIN) && sizeof(gcp_lock_t) == sizeof(int) &&
-                   LOCAL_AT(seq.hit_shared, GCPOOL_FASTPATH_LOCAL_POPS) &&
-                   LOCAL_AT(seq.puts_shared, GCPOOL_FASTPATH_LOCAL_PUSHES) &&
+                   LOCAL_AT(seq.hit_shared, GCPOOL_FASTPATH_LOCAL_HIT_SHARED) &&
+                   LOCAL_AT(seq.puts_shared, GCPOOL_FASTPATH_LOCAL_PUTS_SHARED) &&
                    LOCAL_AT(shared.head_ring, GCPOOL_FASTPATH_LOCAL_HEAD_RING),
                "fastpath.h: a local's fields where its sequences look");
 #undef LOCAL_AT
-_Static_assert(offsetof(struct gcp_ring, head_tail) == 0 &&
+_Static_assert(offsetof(struct gcp_ring, head_tail) == GCPOOL_FASTPATH_RING_HEAD_TAIL &&
+                   GCPOOL_FASTPATH_RING_TAIL == GCPOOL_FASTPATH_RING_HEAD_TAIL &&
+                   GCPOOL_FASTPATH_RING_HEAD == GCPOOL_FASTPATH_RING_HEAD_TAIL + 4 &&
                    offsetof(struct gcp_ring, size) == GCPOOL_FASTPATH_RING_SIZE &&
                    offsetof(struct gcp_ring, slots) == GCPOOL_FASTPATH_RING_SLOTS,
                "fastpath.h: a ring's fields where its sequences look");
-_Static_assert(offsetof(struct gcpool_fastpath, cpu_local) ==
-                   offsetof(struct gcpool_fastpath, restarts) + sizeof(uint64_t),
+_Static_assert(offsetof(struct gcpool_fastpath, restarts) - offsetof(struct gcpool_fastpath, cpu_local) ==
+                   (size_t)GCPOOL_FASTPATH_RESTARTS,
                "fastpath.h: the abort handler finds restarts right before cpu_local");
+#ifdef GCP_HAVE_RSEQ_AREA
+_Static_assert(offsetof(struct rseq, cpu_id_start) == GCPOOL_FASTPATH_RSEQ_CPU_ID_START &&
+                   offsetof(struct rseq, rseq_cs) == GCPOOL_FASTPATH_RSEQ_CS,
+               "fastpath.h: the kernel's rseq area as its sequences read it");
+#endif
 
 /* rseq in force and checked mode off: gets and puts need test nothing else
  * before their sequence, here and where programs inline them.  Set when a
@@ -512,7 +519,7 @@ static void count_slow_get(struct gcp_locals *a, enum source src, bool victim_pr
 static void *get_slow_in_frame(struct gcpool *p, struct gcp_locals *a, unsigned self)
 {
     /* A slow path: drops deferred by cycles inside the collector go to
-     * free_fn here (a get that steals, a miss), as in put_shared and put_slow. */
+     * free_fn here (a get that steals, a miss), as in put_slow and put_grow. */
     gcp_cycle_drain_pending();
     enum source src = FROM_STEAL;
     bool victim_private = false;
@@ -627,7 +634,7 @@ void *(gcpool_get)(gcpool_t *p)
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* The hot path: one sequence, one load and one store. */
     if (__builtin_expect(p && fast_on(), 1)) {
-        void *obj = gcp_rseq_take_private(&p->cur);
+        void *obj = gcpool_fastpath_take_(&p->cur);
         return __builtin_expect(obj != NULL, 1) ? obj : get_shared(p);
     }
 #endif
@@ -645,7 +652,7 @@ void *gcpool_fastpath_get_v2(gcpool_t *p)
 /* The head ring was full: grow the chain with a ring allocated outside any
  * lock (under Boehm the collector's callback may wait for our pin, and an
  * allocation may wait for the collector), then push again. */
-static void put_slow(struct gcpool *p, void *obj, uint32_t want)
+static void put_grow(struct gcpool *p, void *obj, uint32_t want)
 {
     /* In a frame of p: the drain and the simulated collector may run
      * callbacks, and p is used after them. */
@@ -682,10 +689,58 @@ static void put_slow(struct gcpool *p, void *obj, uint32_t want)
     gcp_frame_leave(&f);
 }
 
-/* A put that found this CPU's private slot taken.  As get_shared, checked for
- * re-entry past the head ring's sequence. */
-static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
+/* Checked mode: a put through a destroyed pool's kept handle (debug.h). */
+static __attribute__((noinline, cold)) void put_after_destroy(struct gcpool *p, void *obj)
 {
+    char call[64];
+    snprintf(call, sizeof call, "gcpool_put of object %p", obj);
+    gcp_debug_after_destroy(p, call, "not cached: the object is still the caller's (EINVAL)");
+    errno = EINVAL;
+}
+
+/* Every put but the rseq hit path, which gcpool_put and the inline put take
+ * first: with the fast path on, p and obj set, this CPU's private slot has
+ * been tried (by the inline put, the head ring too).  Otherwise - NULLs, the
+ * lock pin, checked mode - the checks come first, then the private slot.
+ * From the head ring's sequence on, both ways are one. */
+static __attribute__((noinline)) void put_slow(struct gcpool *p, void *obj)
+{
+    if (__builtin_expect(!p || !obj || !fast_on(), 0)) {
+        if (!p) {
+            errno = EINVAL;
+            return;
+        }
+        if (!obj)
+            return;
+        if (gcp_debug && p->destroyed) {
+            put_after_destroy(p, obj);
+            return;
+        }
+        if (gcp_reentered()) { /* before the lock pin's private slot, and checked mode's hooks */
+            put_reentrant(p, obj);
+            return;
+        }
+        if (gcp_debug) {
+            /* Checked mode asks the collector about every put (see stop_caching). */
+            if (atomic_load_explicit(&p->cur, memory_order_acquire) && hidden_from_collector(p, obj))
+                stop_caching(p, obj);
+            switch (gcp_debug_put(p, obj)) {
+            case GCP_DEBUG_CACHE:
+                break;
+            case GCP_DEBUG_HELD_FULL:
+                gcp_pool_release_held(p);
+                return;
+            case GCP_DEBUG_IGNORE:
+            case GCP_DEBUG_HELD:
+                return;
+            }
+        }
+        if (gcp_pin_fill_private(&p->cur, obj))
+            return;
+    }
+    /* The private slot was taken.  The head ring's sequence is safe from a
+     * signal handler; what follows it is checked for re-entry, as in
+     * get_shared. */
     struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
     if (!a) { /* first use: set up the arrays, then the private slot is free */
         if (gcp_reentered()) {
@@ -714,7 +769,7 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
     gcp_count(&l->counters.puts_shared, 1);
     if (p->shared_locked) {
         /* Go 1.12: append under the queue's mutex (which may grow the array:
-         * not under the pin, see put_slow). */
+         * not under the pin, see put_grow). */
         gcp_unpin(l);
         if (!gcp_locked_push(&l->locked, obj, p->collector_storage))
             drop(p, obj);
@@ -725,77 +780,27 @@ static __attribute__((noinline)) void put_shared(struct gcpool *p, void *obj)
     bool done = gcp_chain_push_head(&l->shared, obj, &want, p->ring_min, p->ring_max);
     gcp_unpin(l);
     if (!done)
-        put_slow(p, obj, want);
+        put_grow(p, obj, want);
     else
         gcp_cycle_drain_pending(); /* a slow path too: the head ring was full (or busy) */
-}
-
-/* Checked mode: a put through a destroyed pool's kept handle (debug.h). */
-static __attribute__((noinline, cold)) void put_after_destroy(struct gcpool *p, void *obj)
-{
-    char call[64];
-    snprintf(call, sizeof call, "gcpool_put of object %p", obj);
-    gcp_debug_after_destroy(p, call, "not cached: the object is still the caller's (EINVAL)");
-    errno = EINVAL;
-}
-
-/* Every put but the rseq hit path: NULLs, the lock pin, checked mode. */
-static __attribute__((noinline)) void put_general(struct gcpool *p, void *obj)
-{
-    if (!p) {
-        errno = EINVAL;
-        return;
-    }
-    if (!obj)
-        return;
-    if (gcp_debug && p->destroyed) {
-        put_after_destroy(p, obj);
-        return;
-    }
-    if (gcp_reentered()) { /* before the lock pin's private slot, and checked mode's hooks */
-        put_reentrant(p, obj);
-        return;
-    }
-    if (gcp_debug) {
-        /* Checked mode asks the collector about every put (see stop_caching). */
-        if (atomic_load_explicit(&p->cur, memory_order_acquire) && hidden_from_collector(p, obj))
-            stop_caching(p, obj);
-        switch (gcp_debug_put(p, obj)) {
-        case GCP_DEBUG_CACHE:
-            break;
-        case GCP_DEBUG_HELD_FULL:
-            gcp_pool_release_held(p);
-            return;
-        case GCP_DEBUG_IGNORE:
-        case GCP_DEBUG_HELD:
-            return;
-        }
-    }
-    if (!gcp_pin_fill_private(&p->cur, obj))
-        put_shared(p, obj);
 }
 
 void(gcpool_put)(gcpool_t *p, void *obj)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* The hot path: this CPU's private slot, one sequence (see gcpool_get). */
-    if (__builtin_expect(p && obj && fast_on(), 1)) {
-        if (__builtin_expect(!gcp_rseq_fill_private(&p->cur, obj), 0))
-            put_shared(p, obj);
+    if (__builtin_expect(p && obj && fast_on(), 1) &&
+        __builtin_expect(gcpool_fastpath_fill_(&p->cur, obj), 1))
         return;
-    }
 #endif
-    put_general(p, obj);
+    put_slow(p, obj);
 }
 
 /* Where the inline gcpool_put goes when the private slot and the head ring
- * were full (put_shared tries the ring once more, as gcpool_fastpath_get_v2). */
+ * were full (put_slow tries the ring once more, as gcpool_fastpath_get_v2). */
 void gcpool_fastpath_put_v2(gcpool_t *p, void *obj)
 {
-    if (__builtin_expect(p && obj && fast_on(), 1))
-        put_shared(p, obj);
-    else
-        put_general(p, obj);
+    put_slow(p, obj);
 }
 
 /* Programs built against the v1 contract (fastpath.h says why it changed)
@@ -812,7 +817,7 @@ void *gcpool_fastpath_get_v1(gcpool_t *p)
 
 void gcpool_fastpath_put_v1(gcpool_t *p, void *obj)
 {
-    put_general(p, obj);
+    put_slow(p, obj);
 }
 
 const char *gcpool_version(void)

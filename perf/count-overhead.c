@@ -20,7 +20,7 @@
 static inline void *take_uncounted(struct gcp_locals *_Atomic *role)
 {
     void *obj;
-    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
+    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "", "5f")
                          "movq %c[priv](%%rdx), %[obj]\n\t"
                          "testq %[obj], %[obj]\n\t"
                          "jz 2f\n\t"
@@ -37,7 +37,7 @@ static inline void *take_uncounted(struct gcp_locals *_Atomic *role)
 static inline bool fill_uncounted(struct gcp_locals *_Atomic *role, void *obj)
 {
     int done;
-    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
+    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "", "5f")
                          "xorl %[done], %[done]\n\t"
                          "cmpq $0, %c[priv](%%rdx)\n\t"
                          "jne 2f\n\t"
@@ -86,9 +86,9 @@ int main(int argc, char **argv)
         for (int counted = 0; counted < 2; counted++) {
             double t0 = cpu_seconds();
             for (long i = 0; i < pairs / 5; i++) {
-                if (counted ? !gcp_rseq_fill_private(role, &obj) : !fill_uncounted(role, &obj))
+                if (counted ? !gcpool_fastpath_fill_(role, &obj) : !fill_uncounted(role, &obj))
                     abort();
-                if (!(counted ? gcp_rseq_take_private(role) : take_uncounted(role)))
+                if (!(counted ? gcpool_fastpath_take_(role) : take_uncounted(role)))
                     abort();
             }
             double ns = (cpu_seconds() - t0) / (pairs / 5) * 1e9;

@@ -25,22 +25,39 @@
  * calls.  (v1, whose pop cleared its slot with a plain store after the
  * commit, is kept so: the library's slow path now refills a slot whose clear
  * lags, which that store could undo.)
+ *
+ * Reading order: the offsets, the table the sequences read, the pieces every
+ * sequence is made of (descriptor, abort handler, start, the local's lookup),
+ * then the four sequences, each under its C pseudo-code, then the inline
+ * gcpool_get and gcpool_put that chain them.
  */
+#ifndef GCPOOL_INSIDE_GCPOOL_H_
+#error "include <gcpool.h>, not <gcpool/fastpath.h>: this is part of it"
+#endif
 #ifndef GCPOOL_FASTPATH_H
 #define GCPOOL_FASTPATH_H
+
+/* ---- the contract's offsets -------------------------------------------- */
 
 #define GCPOOL_FASTPATH_MAX_CPUS 1024        /* OS CPU numbers served; higher ones call */
 #define GCPOOL_FASTPATH_NO_LOCAL ((size_t)-1) /* a CPU without a local of its own */
 #define GCPOOL_FASTPATH_LOCALS_HEADER 32     /* bytes from an array's header to its locals */
-/* A local: its private slot at 0, then: */
-#define GCPOOL_FASTPATH_LOCAL_FILLS 8      /* objects ever put in private */
-#define GCPOOL_FASTPATH_LOCAL_PIN 16       /* int, nonzero while a slow path owns the chain */
-#define GCPOOL_FASTPATH_LOCAL_POPS 24      /* objects the sequences popped from the chain */
-#define GCPOOL_FASTPATH_LOCAL_PUSHES 32    /* objects the sequences pushed on it */
-#define GCPOOL_FASTPATH_LOCAL_HEAD_RING 40 /* the chain's newest ring, or NULL */
-/* A ring: head_tail at 0 (tail in the low half, head in the high one), then: */
-#define GCPOOL_FASTPATH_RING_SIZE 8        /* uint32_t, a power of two */
-#define GCPOOL_FASTPATH_RING_SLOTS 24      /* void *[size]; NULL: free for the owner */
+/* A local (lib/pool.h's struct gcp_local): its private slot at 0, then: */
+#define GCPOOL_FASTPATH_LOCAL_FILLS 8        /* fills: objects ever put in private */
+#define GCPOOL_FASTPATH_LOCAL_PIN 16         /* pin: int, nonzero while a slow path owns the chain */
+#define GCPOOL_FASTPATH_LOCAL_HIT_SHARED 24  /* seq.hit_shared: objects the sequences popped */
+#define GCPOOL_FASTPATH_LOCAL_PUTS_SHARED 32 /* seq.puts_shared: objects the sequences pushed */
+#define GCPOOL_FASTPATH_LOCAL_HEAD_RING 40   /* shared.head_ring: the chain's newest ring, or NULL */
+/* A ring (lib/ring.h's struct gcp_ring): head_tail, head << 32 | tail, at 0;
+ * on little-endian x86 its two uint32_t halves are: */
+#define GCPOOL_FASTPATH_RING_HEAD_TAIL 0
+#define GCPOOL_FASTPATH_RING_TAIL 0          /* the low half: thieves move it */
+#define GCPOOL_FASTPATH_RING_HEAD 4          /* the high half: only the owner moves it */
+#define GCPOOL_FASTPATH_RING_SIZE 8          /* size: uint32_t, a power of two */
+#define GCPOOL_FASTPATH_RING_SLOTS 24        /* slots: void *[size]; NULL: free for the owner */
+/* The kernel's struct rseq (linux/rseq.h), which every thread's rseq area is: */
+#define GCPOOL_FASTPATH_RSEQ_CPU_ID_START 0  /* uint32_t: the CPU, always valid */
+#define GCPOOL_FASTPATH_RSEQ_CS 8            /* u64: the running sequence's descriptor */
 
 /* What the sequences read.  Set by the library before its first pool exists,
  * read with relaxed loads: a pool reaches another thread only through that
@@ -52,6 +69,8 @@ struct gcpool_fastpath {
                               where the abort handler finds it */
     size_t cpu_local[GCPOOL_FASTPATH_MAX_CPUS]; /* OS CPU -> byte offset of its local */
 };
+/* restarts from cpu_local, as the abort handler addresses it. */
+#define GCPOOL_FASTPATH_RESTARTS (-8)
 extern GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v2;
 /* The library's gcpool_get and gcpool_put past the private slot and the head
  * ring. */
@@ -67,8 +86,22 @@ GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
 #define GCPOOL_FASTPATH_TSAN_ 1
 #endif
 
+/* `asm goto` (exits to C labels; GCC >= 4.5, clang >= 9) is what fill and
+ * push leave by; older compilers call.  take and pop return an object, and
+ * asm goto with outputs needs GCC >= 11 or clang >= 15 (Debian 12's clang is
+ * 14): they end in local labels, one text for every compiler rather than two
+ * to audit, at the cost of one jmp on the get's hit path. */
+#if defined(__clang__)
+#define GCPOOL_FASTPATH_ASM_GOTO_ (__clang_major__ >= 9)
+#elif defined(__GNUC__)
+#define GCPOOL_FASTPATH_ASM_GOTO_ (__GNUC__ > 4 || (__GNUC__ == 4 && __GNUC_MINOR__ >= 5))
+#else
+#define GCPOOL_FASTPATH_ASM_GOTO_ 0
+#endif
+
 /* ThreadSanitizer cannot see inside a sequence: such builds call. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(GCPOOL_FASTPATH_TSAN_)
+#if defined(__x86_64__) && defined(__linux__) && GCPOOL_FASTPATH_ASM_GOTO_ &&                  \
+    !defined(GCPOOL_FASTPATH_TSAN_)
 #define GCPOOL_FASTPATH_RSEQ 1
 
 #define GCPOOL_RSEQ_SIG_ "0x53053053" /* glibc's RSEQ_SIG on x86 */
@@ -88,54 +121,89 @@ GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
 #define GCPOOL_RSEQ_INJECT_(n) ""
 #endif
 
-/* The start of every sequence, the library's included.  Emits its descriptor
- * (3) and its abort handler (4, after the signature the kernel checks, in a
- * section of its own), which runs `undo`, counts the restart and starts over;
- * then the entry (0), which runs `init` and publishes the descriptor in the
- * thread's rseq area; then the critical section (1): reads the CPU, finds the
- * array *role points to and this CPU's local in it (in rdx), or goes to 5 when
- * there is none.  The caller ends the critical section (2) right after its
- * one committing store.  Nothing before the commit is visible to anyone, so a
- * restart leaves nothing half done. */
-#define GCPOOL_RSEQ_BEGIN_(init, undo)                                                         \
+/* ---- the pieces of a sequence ------------------------------------------
+ * Local labels, the same in every sequence: 0 entry, 1 start of the critical
+ * section, 2 its end (right after the one committing store), 3 descriptor,
+ * 4 abort handler, 5 give up, 6 done; fill and push give up to a C label
+ * instead, and are done where the asm ends.  (The pop's second sequence, its
+ * clear, uses 11 to 15 for the same.)  Nothing before the commit is visible to
+ * anyone, so a restart leaves nothing half done.  Every sequence takes
+ * GCPOOL_RSEQ_INPUTS_; the labels are strings ("1"), as the descriptor
+ * needs them forward ("1f") and the start backward ("3b"). */
+
+/* The descriptor (struct rseq_cs: version, flags, start, length, abort), in
+ * the section glibc and the kernel expect, aligned as the kernel requires. */
+#define GCPOOL_RSEQ_DESCRIPTOR_(cs, start, end, abort)                                         \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                                       \
     ".balign 32\n\t"                                                                           \
-    "3: .long 0, 0\n\t"                                                                        \
-    ".quad 1f, (2f - 1f), 4f\n\t"                                                              \
-    ".popsection\n\t"                                                                          \
+    cs ": .long 0, 0\n\t"                                                                      \
+    ".quad " start "f, (" end "f - " start "f), " abort "f\n\t"                              \
+    ".popsection\n\t"
+
+/* The abort handler, where the kernel sends a preempted, migrated or
+ * signalled sequence: after the signature it checks (four bytes right before
+ * the handler, inside a ud1 so that disassemblers stay in step), out of line;
+ * runs `undo`, counts the restart, then `then` (which jumps away). */
+#define GCPOOL_RSEQ_ABORT_(label, undo, then)                                                  \
     ".pushsection __rseq_failure, \"ax\"\n\t"                                                  \
     ".byte 0x0f, 0xb9, 0x3d\n\t"                                                               \
     ".long " GCPOOL_RSEQ_SIG_ "\n\t"                                                           \
-    "4: " undo "lock incq -8(%[tab])\n\t"                                                      \
-    "jmp 0f\n\t"                                                                               \
-    ".popsection\n\t"                                                                          \
-    "0: " init "leaq 3b(%%rip), %%rax\n\t"                                                     \
-    "movq %%rax, %%fs:8(%[rs])\n\t" /* rseq area's rseq_cs = &descriptor */                    \
-    "1: movl %%fs:(%[rs]), %%ecx\n\t" /* its cpu_id_start */                                   \
+    label ": " undo "lock incq %c[restarts](%[tab])\n\t"                                       \
+    then ".popsection\n\t"
+
+/* Publishes the descriptor in the thread's rseq area, then opens the
+ * critical section: from `start` on, the kernel restarts us. */
+#define GCPOOL_RSEQ_START_(cs, start)                                                          \
+    "leaq " cs "b(%%rip), %%rax\n\t"                                                           \
+    "movq %%rax, %%fs:%c[rseq_cs](%[rs])\n\t"                                                  \
+    start ": "
+
+/* The local's lookup, first thing in the critical section: this CPU (in
+ * ecx), its local's offset (rax), the array *role points to, and the local
+ * in rdx; `fail` when the CPU is too high, has no local, or *role is NULL. */
+#define GCPOOL_RSEQ_LOCAL_(fail)                                                               \
+    "movl %%fs:%c[cpu_id_start](%[rs]), %%ecx\n\t"                                             \
     "cmpl %[max], %%ecx\n\t"                                                                   \
-    "jae 5f\n\t"                                                                               \
+    "jae " fail "\n\t"                                                                         \
     "movq (%[tab], %%rcx, 8), %%rax\n\t"                                                       \
-    "cmpq $-1, %%rax\n\t"                                                                      \
-    "je 5f\n\t"                                                                                \
-    "movq (%[role]), %%rdx\n\t" /* the array of locals */                                      \
+    "cmpq $-1, %%rax\n\t" /* GCPOOL_FASTPATH_NO_LOCAL */                                       \
+    "je " fail "\n\t"                                                                          \
+    "movq (%[role]), %%rdx\n\t"                                                                \
     "testq %%rdx, %%rdx\n\t"                                                                   \
-    "jz 5f\n\t"                                                                                \
-    "leaq %c[hdr](%%rdx, %%rax), %%rdx\n\t" /* rdx = this CPU's local */
+    "jz " fail "\n\t"                                                                          \
+    "leaq %c[hdr](%%rdx, %%rax), %%rdx\n\t"
+
+/* All four, as every sequence begins: descriptor 3, abort handler 4 (undo,
+ * count, start over at 0), entry 0 (init), start 1, the local in rdx. */
+#define GCPOOL_RSEQ_BEGIN_(init, undo, fail)                                                   \
+    GCPOOL_RSEQ_DESCRIPTOR_("3", "1", "2", "4")                                                \
+    GCPOOL_RSEQ_ABORT_("4", undo, "jmp 0f\n\t")                                                \
+    "0: " init GCPOOL_RSEQ_START_("3", "1")                                                    \
+    GCPOOL_RSEQ_LOCAL_(fail)
 
 /* rs reaches the rseq area with one %fs-relative access; tab is also how the
  * abort handler finds the restart count. */
 #define GCPOOL_RSEQ_INPUTS_(role)                                                              \
     [rs] "r"(gcpool_fastpath_v2.rseq_offset), [role] "r"(role),                               \
         [tab] "r"(gcpool_fastpath_v2.cpu_local), [max] "i"(GCPOOL_FASTPATH_MAX_CPUS),         \
-        [hdr] "i"(GCPOOL_FASTPATH_LOCALS_HEADER)
+        [hdr] "i"(GCPOOL_FASTPATH_LOCALS_HEADER), [restarts] "i"(GCPOOL_FASTPATH_RESTARTS),   \
+        [rseq_cs] "i"(GCPOOL_FASTPATH_RSEQ_CS),                                                \
+        [cpu_id_start] "i"(GCPOOL_FASTPATH_RSEQ_CPU_ID_START)
 
-/* Takes the private object of this CPU's local in the array *role points to:
- * NULL when the slot is empty or there is no such local.  The commit is the
- * store that empties the slot. */
+/* ---- the private slot ----------------------------------------------------- */
+
+/* take: the private object of this CPU's local in the array *role points
+ * to; NULL when the slot is empty or there is no such local.
+ *
+ *     local = this CPU's local in *role;    if none: return NULL
+ *     obj = local->private_;                if NULL: return NULL
+ *     local->private_ = NULL;               commit
+ *     return obj;
+ */
 static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_take_(const void *role)
 {
     void *obj;
-    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
+    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "", "5f")
                          GCPOOL_RSEQ_INJECT_(1)
                          "movq (%%rdx), %[obj]\n\t"
                          "testq %[obj], %[obj]\n\t"
@@ -151,34 +219,40 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_take_(con
     return obj;
 }
 
-/* Puts obj in that slot: 0 when it is taken or there is no such local.  The
- * commit is the store of obj; the fill is counted by one increment right
- * after it, not inside (one store commits): a thread migrated within that one
- * instruction, racing another thread of the CPU it left on the same counter,
- * could lose a count - a statistic off by one, never an object. */
+/* fill: puts obj in that slot; 0 when it is taken or there is no such local.
+ * The fill is counted by one increment right after the commit, not inside
+ * (one store commits): a thread migrated within that one instruction, racing
+ * another thread of the CPU it left on the same counter, could lose a count -
+ * a statistic off by one, never an object.
+ *
+ *     local = this CPU's local in *role;    if none: return 0
+ *     if (local->private_ != NULL) return 0;
+ *     local->private_ = obj;                commit
+ *     local->fills++;                       after the sequence
+ *     return 1;
+ */
 static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const void *role,
                                                                             void *obj)
 {
-    int done;
-    __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "")
-                         GCPOOL_RSEQ_INJECT_(3)
-                         "cmpq $0, (%%rdx)\n\t"
-                         "jne 5f\n\t"
-                         GCPOOL_RSEQ_INJECT_(4)
-                         "movq %[obj], (%%rdx)\n\t" /* commit */
-                         "2: incq %c[fills](%%rdx)\n\t"
-                         "movl $1, %[done]\n\t"
-                         "jmp 6f\n\t"
-                         "5: xorl %[done], %[done]\n\t"
-                         "6:\n\t"
-                         : [done] "=&r"(done)
-                         : GCPOOL_RSEQ_INPUTS_(role), [fills] "i"(GCPOOL_FASTPATH_LOCAL_FILLS),
-                           [obj] "r"(obj)
-                         : "rax", "rcx", "rdx", "memory", "cc");
-    return done;
+    __asm__ goto(GCPOOL_RSEQ_BEGIN_("", "", "%l[taken]")
+                 GCPOOL_RSEQ_INJECT_(3)
+                 "cmpq $0, (%%rdx)\n\t"
+                 "jne %l[taken]\n\t"
+                 GCPOOL_RSEQ_INJECT_(4)
+                 "movq %[obj], (%%rdx)\n\t" /* commit */
+                 "2: incq %c[fills](%%rdx)\n\t"
+                 :
+                 : GCPOOL_RSEQ_INPUTS_(role), [fills] "i"(GCPOOL_FASTPATH_LOCAL_FILLS),
+                   [obj] "r"(obj)
+                 : "rax", "rcx", "rdx", "memory", "cc"
+                 : taken);
+    return 1;
+taken:
+    return 0;
 }
 
-/* The chain's owner operations on its head ring (Go's pushHead and popHead
+/* ---- the chain's head ring ------------------------------------------------
+ * The chain's owner operations on its head ring (Go's pushHead and popHead
  * of poolDequeue).  They give up (0, NULL) whenever anything is not simple:
  * the local's pin held (a slow path is changing the chain), no head ring, the
  * ring full or empty, a thief's CAS won the race; the library then does it
@@ -188,22 +262,29 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const
  * halves of head_tail: the push commits by storing the head half alone, and a
  * 64-bit load right after that 32-bit store could not be forwarded from it
  * and would wait for it to reach the cache.  r9 keeps the local, rdx becomes
- * the ring. */
-#define GCPOOL_RSEQ_HEAD_RING_                                                                 \
+ * the ring.
+ *
+ *     if (local->pin) give up;
+ *     ring = local->shared.head_ring;       if NULL: give up
+ *     head = ring->head; tail = ring->tail;
+ */
+#define GCPOOL_RSEQ_HEAD_RING_(fail)                                                           \
     "cmpl $0, %c[pin](%%rdx)\n\t"                                                              \
-    "jne 5f\n\t"                                                                               \
+    "jne " fail "\n\t"                                                                         \
     "movq %%rdx, %%r9\n\t"                                                                     \
     "movq %c[head_ring](%%rdx), %%rdx\n\t"                                                     \
     "testq %%rdx, %%rdx\n\t"                                                                   \
-    "jz 5f\n\t"                                                                                \
-    "movl 4(%%rdx), %%ecx\n\t"                                                                 \
-    "movl (%%rdx), %%eax\n\t"
+    "jz " fail "\n\t"                                                                          \
+    "movl %c[head](%%rdx), %%ecx\n\t"                                                          \
+    "movl %c[tail](%%rdx), %%eax\n\t"
 
 #define GCPOOL_RSEQ_CHAIN_INPUTS_                                                              \
     [pin] "i"(GCPOOL_FASTPATH_LOCAL_PIN), [head_ring] "i"(GCPOOL_FASTPATH_LOCAL_HEAD_RING),     \
-        [size] "i"(GCPOOL_FASTPATH_RING_SIZE), [slots] "i"(GCPOOL_FASTPATH_RING_SLOTS)
+        [size] "i"(GCPOOL_FASTPATH_RING_SIZE), [slots] "i"(GCPOOL_FASTPATH_RING_SLOTS),       \
+        [head] "i"(GCPOOL_FASTPATH_RING_HEAD), [tail] "i"(GCPOOL_FASTPATH_RING_TAIL),         \
+        [head_tail] "i"(GCPOOL_FASTPATH_RING_HEAD_TAIL)
 
-/* Push: the slot store comes before the committing store of head, so an
+/* push: the slot store comes before the committing store of head, so an
  * abort between them would leave a ghost in a slot nobody owns.  r11 names
  * that slot from just before the store; the abort handler takes our object
  * back out of it with a CAS (it may already hold nothing, or never have held
@@ -215,51 +296,60 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const
  * everyone else only moves tail, by a 64-bit CAS that compares head too.  A
  * CAS before our store keeps its tail (we write the other half); one after it
  * sees the new head, or fails on the old one and retries.  x86 stores are
- * seen in order, so whoever sees the new head sees the slot. */
+ * seen in order, so whoever sees the new head sees the slot.
+ *
+ *     undo = NULL;                          on abort: if (undo) CAS(undo, obj, NULL)
+ *     local, ring, head, tail as above;     else: return 0
+ *     if (head - tail >= ring->size) return 0;                  full
+ *     slot = &ring->slots[head & (ring->size - 1)];
+ *     if (*slot != NULL) return 0;          a thief's, or a pop's clear to come
+ *     undo = slot; *slot = obj;
+ *     ring->head = head + 1;                commit
+ *     local->seq.puts_shared++;             after the sequence
+ *     return 1;
+ */
 static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const void *role,
                                                                             void *obj)
 {
-    int done;
-    __asm__ __volatile__(
+    __asm__ goto(
         GCPOOL_RSEQ_BEGIN_("xorl %%r11d, %%r11d\n\t",
                            "testq %%r11, %%r11\n\t"
                            "jz 7f\n\t"
                            "movq %[obj], %%rax\n\t"
                            "xorl %%ecx, %%ecx\n\t"
                            "lock cmpxchgq %%rcx, (%%r11)\n\t"
-                           "7: ")
-        "xorl %[done], %[done]\n\t"
-        GCPOOL_RSEQ_HEAD_RING_
+                           "7: ",
+                           "%l[full]")
+        GCPOOL_RSEQ_HEAD_RING_("%l[full]")
         GCPOOL_RSEQ_INJECT_(5)
         "movl %%ecx, %%r8d\n\t"
         "subl %%eax, %%r8d\n\t"       /* head - tail */
         "cmpl %c[size](%%rdx), %%r8d\n\t"
-        "jae 5f\n\t"                  /* full */
+        "jae %l[full]\n\t"
         "movl %c[size](%%rdx), %%r8d\n\t"
         "decl %%r8d\n\t"
         "andl %%ecx, %%r8d\n\t"
         "leaq %c[slots](%%rdx, %%r8, 8), %%r8\n\t"
         "cmpq $0, (%%r8)\n\t"
-        "jne 5f\n\t"                  /* a thief's, or a pop's clear to come: slow path */
+        "jne %l[full]\n\t"            /* a thief's, or a pop's clear to come: slow path */
         GCPOOL_RSEQ_INJECT_(6)
         "movq %%r8, %%r11\n\t"        /* from here an abort undoes the slot */
         "movq %[obj], (%%r8)\n\t"
-        "movl $1, %[done]\n\t"
         "incl %%ecx\n\t"
-        GCPOOL_RSEQ_INJECT_(7)          /* the slot written, head not yet moved */
-        "movl %%ecx, 4(%%rdx)\n\t"    /* commit: head + 1 publishes the slot */
+        GCPOOL_RSEQ_INJECT_(7)        /* the slot written, head not yet moved */
+        "movl %%ecx, %c[head](%%rdx)\n\t" /* commit: head + 1 publishes the slot */
         "2: incq %c[count](%%r9)\n\t"
-        "jmp 6f\n\t"
-        "5: xorl %[done], %[done]\n\t"
-        "6:\n\t"
-        : [done] "=&r"(done)
+        :
         : GCPOOL_RSEQ_INPUTS_(role), GCPOOL_RSEQ_CHAIN_INPUTS_, [obj] "r"(obj),
-          [count] "i"(GCPOOL_FASTPATH_LOCAL_PUSHES)
-        : "rax", "rcx", "rdx", "r8", "r9", "r11", "memory", "cc");
-    return done;
+          [count] "i"(GCPOOL_FASTPATH_LOCAL_PUTS_SHARED)
+        : "rax", "rcx", "rdx", "r8", "r9", "r11", "memory", "cc"
+        : full);
+    return 1;
+full:
+    return 0;
 }
 
-/* Pop: reads the object at head - 1, then one CAS moving head back commits;
+/* pop: reads the object at head - 1, then one CAS moving head back commits;
  * it fails if a thief moved the tail meanwhile.  Not a plain store as in the
  * push: between our read and our store thieves could take every object up to
  * head - 1, ours too.
@@ -274,14 +364,28 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const
  * free - all checked inside the sequence, so no thread of this CPU runs
  * between the check and the store, and a slow path that owns the local
  * preempts us into the abort handler or finds us past the store.  Anywhere
- * else (migrated, pin held, aborted: 14, 15) a CAS clears it. */
+ * else (migrated, pin held, aborted: 14, 15) a CAS clears it.
+ *
+ *     cpu = this CPU;
+ *     local, ring, head, tail as above;     else: return NULL
+ *     if (head == tail) return NULL;                            empty
+ *     slot = &ring->slots[(head - 1) & (ring->size - 1)];
+ *     obj = *slot;
+ *     if (!CAS(&ring->head_tail, head << 32 | tail, (head - 1) << 32 | tail))
+ *         return NULL;                      commit, unless a thief moved tail
+ *     local->seq.hit_shared++;              after the sequence
+ *   the clear, a sequence of its own:       on abort: CAS(slot, obj, NULL)
+ *     if (this CPU != cpu || local->pin) CAS(slot, obj, NULL);
+ *     else if (*slot == obj) *slot = NULL;  commit
+ *     return obj;
+ */
 static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(const void *role)
 {
     void *obj;
     __asm__ __volatile__(
-        GCPOOL_RSEQ_BEGIN_("", "")
+        GCPOOL_RSEQ_BEGIN_("", "", "5f")
         "movl %%ecx, %%r11d\n\t"      /* this CPU, for the clear */
-        GCPOOL_RSEQ_HEAD_RING_
+        GCPOOL_RSEQ_HEAD_RING_("5f")
         GCPOOL_RSEQ_INJECT_(8)
         "cmpl %%eax, %%ecx\n\t"
         "je 5f\n\t"                   /* empty */
@@ -297,44 +401,36 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(cons
         "movl %%eax, %%ecx\n\t"
         "orq %%rcx, %%r10\n\t"        /* new: head - 1, same tail */
         GCPOOL_RSEQ_INJECT_(9)
-        "lock cmpxchgq %%r10, (%%rdx)\n\t" /* commit, if head_tail did not move */
+        "lock cmpxchgq %%r10, %c[head_tail](%%rdx)\n\t" /* commit, if head_tail did not move */
         "2: jne 5f\n\t"
         "incq %c[count](%%r9)\n\t"
-        /* The clear: if (*r8 == obj) *r8 = NULL, as described above. */
-        ".pushsection __rseq_cs, \"aw\"\n\t"
-        ".balign 32\n\t"
-        "13: .long 0, 0\n\t"
-        ".quad 11f, (12f - 11f), 15f\n\t"
-        ".popsection\n\t"
-        "leaq 13b(%%rip), %%rax\n\t"
-        "movq %%rax, %%fs:8(%[rs])\n\t"
-        "11: cmpl %%fs:(%[rs]), %%r11d\n\t" /* the CPU we popped on? */
+        /* The clear: descriptor 13, start 11, end 12, abort 15. */
+        GCPOOL_RSEQ_DESCRIPTOR_("13", "11", "12", "15")
+        GCPOOL_RSEQ_START_("13", "11")
+        "cmpl %%fs:%c[cpu_id_start](%[rs]), %%r11d\n\t" /* the CPU we popped on? */
         "jne 14f\n\t"
         "cmpl $0, %c[pin](%%r9)\n\t"
         "jne 14f\n\t"
         "cmpq %[obj], (%%r8)\n\t"
-        "jne 12f\n\t"               /* refilled: no longer ours */
+        "jne 12f\n\t"                 /* refilled: no longer ours */
         GCPOOL_RSEQ_INJECT_(10)
-        "movq $0, (%%r8)\n\t"        /* commit */
+        "movq $0, (%%r8)\n\t"         /* commit */
         "12: jmp 6f\n\t"
-        ".pushsection __rseq_failure, \"ax\"\n\t"
-        ".byte 0x0f, 0xb9, 0x3d\n\t"
-        ".long " GCPOOL_RSEQ_SIG_ "\n\t"
-        "15: lock incq -8(%[tab])\n\t"
-        "14: movq %[obj], %%rax\n\t"
-        "xorl %%ecx, %%ecx\n\t"
-        "lock cmpxchgq %%rcx, (%%r8)\n\t"
-        "jmp 12b\n\t"
-        ".popsection\n\t"
+        GCPOOL_RSEQ_ABORT_("15", "",
+                           "14: movq %[obj], %%rax\n\t"
+                           "xorl %%ecx, %%ecx\n\t"
+                           "lock cmpxchgq %%rcx, (%%r8)\n\t"
+                           "jmp 12b\n\t")
         "5: xorl %k[obj], %k[obj]\n\t"
         "6:\n\t"
         : [obj] "=&r"(obj)
         : GCPOOL_RSEQ_INPUTS_(role), GCPOOL_RSEQ_CHAIN_INPUTS_,
-          [count] "i"(GCPOOL_FASTPATH_LOCAL_POPS)
+          [count] "i"(GCPOOL_FASTPATH_LOCAL_HIT_SHARED)
         : "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc");
     return obj;
 }
 
+/* ---- gcpool_get and gcpool_put --------------------------------------------- */
 #ifndef GCPOOL_NO_INLINE
 static __inline__ __attribute__((always_inline)) void *gcpool_get_inline_(gcpool_t *pool)
 {

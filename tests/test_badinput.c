@@ -5,8 +5,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "mem.h"
-#include "testutil.h"
+#include "internal.h"
 
 static int token = 7;
 

@@ -19,16 +19,11 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 #include <gc/gc_inline.h> /* GC_I_PTRFREE */
 #include <gc/gc_mark.h>   /* GC_get_kind_and_size */
 #include <gcpool/buf.h>
-
-/* lib/buf.c's allocation hooks: hidden, not API, so declared here. */
-extern void *(*gcp_buf_sys_alloc)(size_t);
-extern void (*gcp_buf_sys_free)(void *);
-extern void *(*gcp_buf_gc_alloc)(size_t);
 
 /* ---- tracking hooks ---------------------------------------------------------- */
 

@@ -9,9 +9,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "pin.h"
 #include "ledger.h"
-#include "testutil.h"
+#include "internal.h"
 
 struct world {
     gcpool_t *pool;

@@ -9,10 +9,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "gcpool/buf.h"
-#include "debug.h"
-#include "pool.h"
-#include "testutil.h"
+#include <gcpool/buf.h>
+#include "internal.h"
 
 #define OBJ_SIZE 64
 

@@ -7,9 +7,7 @@
  * collector's state are the process's. */
 #include <stdatomic.h>
 
-#include "debug.h"
-#include "glue.h"
-#include "testutil.h"
+#include "internal.h"
 
 #define BUFS 64
 #define BUF_SIZE (16 * 1024)

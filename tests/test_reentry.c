@@ -7,8 +7,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "gcpool/buf.h"
-#include "testutil.h"
+#include <gcpool/buf.h>
+#include "internal.h"
 
 /* ---- objects: each knows whether free_fn saw it ------------------------------------ */
 

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 static void *make(void *arg)
 {

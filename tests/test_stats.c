@@ -5,7 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 static int objs[64];
 static _Atomic int freed;

@@ -2,9 +2,6 @@
  * trylock, starvation mode and the misuse messages.  Threads outnumber the
  * cores on purpose: preempted holders and late wake-ups are what the slow
  * paths are for. */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* testutil.h's CPU_SET, sched_setaffinity */
 #endif

@@ -20,9 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pool.h"
-#include "testutil.h"
-#include "topology.h"
+#include "internal.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

@@ -107,4 +107,26 @@ static inline void test_cycle(void)
         gcpool_collect();
 }
 
+/* The modes most concurrency tests run in, by name: the cycle source and the
+ * pin (tests that need more, such as checked mode, keep their own table). */
+struct test_mode {
+    const char *name;
+    bool boehm; /* the cycle source: Boehm, else the simulator */
+    bool rseq;  /* the pin: rseq, else the lock */
+};
+
+static const struct test_mode test_modes[] = {
+    {"sim/lock", false, false},
+    {"boehm/lock", true, false},
+    {"sim/rseq", false, true},
+    {"boehm/rseq", true, true},
+};
+
+/* Sets the process up for mode m: false, after saying so, when it cannot run
+ * here (see test_use_source, test_use_pin). */
+static inline bool test_use_mode(const struct test_mode *m)
+{
+    return test_use_source(m->boehm) && test_use_pin(m->rseq);
+}
+
 #endif

@@ -64,15 +64,9 @@ static void *cycler(void *arg)
     return NULL;
 }
 
-/* Loop index: bit 0 the source (sim, Boehm), bit 1 the pin (lock, rseq). */
-static bool setup(int variant)
+static void start(struct world *w, const struct test_mode *mode, long max_gets, pthread_t *cyc)
 {
-    return test_use_source(variant & 1) && test_use_pin(variant >> 1);
-}
-
-static void start(struct world *w, int variant, long max_gets, pthread_t *cyc)
-{
-    ledger_init(&w->ledger, max_gets + 16, variant & 1); /* at worst every get calls new_fn */
+    ledger_init(&w->ledger, max_gets + 16, mode->boehm); /* at worst every get calls new_fn */
     /* Collections stop every thread: fewer of them under Boehm, where there
      * are thousands of threads to stop. */
     w->cycle_sleep_us = w->ledger.boehm ? 2000 : 200;
@@ -111,13 +105,14 @@ static void finish(struct world *w, pthread_t cyc, const char *what, long thread
  * next; objects outlive the threads that put them. */
 START_TEST(test_threads_that_exit)
 {
-    if (!setup(_i))
+    const struct test_mode *mode = TEST_VARIANT(test_modes);
+    if (!test_use_mode(mode))
         return;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int per_wave = (int)(2 * cores), waves = (int)scale(100);
     struct world w = {.iterations = scale(200)};
     pthread_t cyc, t[per_wave];
-    start(&w, _i, (long)waves * per_wave * w.iterations * 4, &cyc);
+    start(&w, mode, (long)waves * per_wave * w.iterations * 4, &cyc);
     for (int v = 0; v < waves; v++) {
         for (int k = 0; k < per_wave; k++)
             ck_assert_int_eq(test_thread_start(&t[k], worker, &w), 0);
@@ -131,12 +126,13 @@ END_TEST
 /* Thousands of threads started at once, then all joined; three times. */
 START_TEST(test_threads_in_bursts)
 {
-    if (!setup(_i))
+    const struct test_mode *mode = TEST_VARIANT(test_modes);
+    if (!test_use_mode(mode))
         return;
     int burst = (int)scale(2000), bursts = 3;
     struct world w = {.iterations = 10};
     pthread_t cyc, *t = calloc((size_t)burst, sizeof *t);
-    start(&w, _i, (long)bursts * burst * w.iterations * 4, &cyc);
+    start(&w, mode, (long)bursts * burst * w.iterations * 4, &cyc);
     for (int b = 0; b < bursts; b++) {
         int started = 0;
         for (; started < burst; started++)
@@ -152,13 +148,14 @@ END_TEST
 /* 64 threads for every CPU, all working at once. */
 START_TEST(test_threads_64_per_cpu)
 {
-    if (!setup(_i))
+    const struct test_mode *mode = TEST_VARIANT(test_modes);
+    if (!test_use_mode(mode))
         return;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int n = (int)(64 * cores);
     struct world w = {.iterations = scale(1000)};
     pthread_t cyc, *t = calloc((size_t)n, sizeof *t);
-    start(&w, _i, (long)n * w.iterations * 4, &cyc);
+    start(&w, mode, (long)n * w.iterations * 4, &cyc);
     for (int k = 0; k < n; k++)
         ck_assert_int_eq(test_thread_start(&t[k], worker, &w), 0);
     for (int k = 0; k < n; k++)
@@ -303,9 +300,9 @@ int main(void)
     Suite *s = suite_create("threads");
     TCase *tc = tcase_create("threads");
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_threads_that_exit, 0, 4);
-    tcase_add_loop_test(tc, test_threads_in_bursts, 0, 4);
-    tcase_add_loop_test(tc, test_threads_64_per_cpu, 0, 4);
+    test_add_variants(tc, test_threads_that_exit, test_modes);
+    test_add_variants(tc, test_threads_in_bursts, test_modes);
+    test_add_variants(tc, test_threads_64_per_cpu, test_modes);
     tcase_add_loop_test(tc, test_threads_on_one_cpu, 0, 2);
     suite_add_tcase(s, tc);
     return test_run_suite(s);

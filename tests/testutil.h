@@ -162,6 +162,23 @@ static inline double test_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* ---- named variants --------------------------------------------------------------
+ * A test that runs in several variants loops over a table of them: a static
+ * array of structs whose first member is `const char *name`, one row a
+ * variant, registered with test_add_variants(tc, fn, table): a loop test whose
+ * loop index picks the row, never bits of it.  Inside the test,
+ * TEST_VARIANT(table) is the row, after its name was printed, so that the log
+ * of a failure says which variant ran. */
+#define TEST_NROWS(table) ((int)(sizeof(table) / sizeof((table)[0])))
+#define test_add_variants(tc, fn, table) tcase_add_loop_test(tc, fn, 0, TEST_NROWS(table))
+#define TEST_VARIANT(table) (test_announce(#table, (table)[_i].name), &(table)[_i])
+
+static inline void test_announce(const char *table, const char *name)
+{
+    printf("variant %s: %s\n", table, name);
+    fflush(stdout); /* before an assertion or a crash ends the process */
+}
+
 /* ---- the main() of every Check program ---------------------------------------- */
 
 /* A test case added to s, with Check's timeout raised to timeout_s seconds

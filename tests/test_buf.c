@@ -944,11 +944,10 @@ START_TEST(conservation)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("buf");
-    TCase *tc = tcase_create("classes");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = test_tcase(s, "classes", 60);
     tcase_add_loop_test(tc, class_selection, 0, 2);
     tcase_add_loop_test(tc, oversize_never_pooled, 0, 2);
     tcase_add_test(tc, boehm_reclaims);
@@ -957,15 +956,13 @@ int main(void)
     tcase_add_loop_test(tc, zeroing, 0, 2);
     tcase_add_loop_test(tc, stats_exact, 0, 2);
     tcase_add_loop_test(tc, bad_input, 0, 2);
-    suite_add_tcase(s, tc);
-    TCase *env = tcase_create("env");
+    TCase *env = test_tcase(s, "env", 0);
     tcase_add_loop_test(env, env_bounds, 0, 2);
     tcase_add_loop_test(env, env_bad_value, 0, (int)(sizeof bad_env / sizeof *bad_env));
     tcase_add_test(env, env_max_below_min);
-    suite_add_tcase(s, env);
-    TCase *threads = tcase_create("threads");
-    tcase_set_timeout(threads, 300);
+    TCase *threads = test_tcase(s, "threads", 300);
     tcase_add_loop_test(threads, conservation, 0, 2);
-    suite_add_tcase(s, threads);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

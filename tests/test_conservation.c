@@ -137,14 +137,14 @@ END_TEST
 START_TEST(test_conservation_signals) { conserve(TEST_VARIANT(test_modes), 1, true); }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("conservation");
-    TCase *tc = tcase_create("conservation");
-    tcase_set_timeout(tc, 600);
+    TCase *tc = test_tcase(s, "conservation", 600);
     test_add_variants(tc, test_conservation_4x, test_modes);
     test_add_variants(tc, test_conservation_16x, test_modes);
     test_add_variants(tc, test_conservation_signals, test_modes);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -200,10 +200,10 @@ START_TEST(test_null_pool_and_object)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create(INLINED ? "fastpath" : "fastpath (GCPOOL_NO_INLINE)");
-    TCase *tc = tcase_create("fastpath");
+    TCase *tc = test_tcase(s, "fastpath", 0);
     tcase_add_test(tc, test_macros_where_inlined);
     tcase_add_loop_test(tc, test_on_follows_the_pin, 0, 2);
     tcase_add_loop_test(tc, test_checked_mode_turns_it_off, 0, 2);
@@ -211,6 +211,7 @@ int main(void)
     tcase_add_loop_test(tc, test_overflow_through_the_macros, 0, 2);
     tcase_add_loop_test(tc, test_first_use_and_cycles, 0, 2);
     tcase_add_loop_test(tc, test_null_pool_and_object, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -518,13 +518,13 @@ START_TEST(test_many_forks_every_mode)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("fork");
-    TCase *tc = tcase_create("fork");
-    tcase_set_timeout(tc, 300);
+    TCase *tc = test_tcase(s, "fork", 300);
     test_add_variants(tc, test_fork_while_busy, busy_variants);
     test_add_variants(tc, test_many_forks_every_mode, many_variants);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

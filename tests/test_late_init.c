@@ -246,11 +246,10 @@ START_TEST(malloc_program_never_starts_collector)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("late_init");
-    TCase *tc = tcase_create("late GC_INIT");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = test_tcase(s, "late GC_INIT", 60);
     tcase_add_test(tc, no_init);
     tcase_add_test(tc, no_init_checked);
     tcase_add_test(tc, init_after_create);
@@ -258,6 +257,7 @@ int main(void)
     tcase_add_loop_test(tc, sim_chosen_in_boehm_program, 0, 2);
     tcase_add_loop_test(tc, collector_objects_in_malloc_pool, 0, 2);
     tcase_add_loop_test(tc, malloc_program_never_starts_collector, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

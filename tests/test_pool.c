@@ -380,24 +380,23 @@ START_TEST(test_each_cpu_own_local)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("pool");
-    TCase *go = tcase_create("go");
-    tcase_set_timeout(go, 120);
+    TCase *go = test_tcase(s, "go", 120);
     tcase_add_loop_test(go, test_pool, 0, 2);
     tcase_add_loop_test(go, test_pool_new, 0, 2);
     tcase_add_test(go, test_pool_gc);
     tcase_add_test(go, test_pool_release);
     tcase_add_loop_test(go, test_pool_stress, 0, 2);
-    suite_add_tcase(s, go);
-    TCase *boehm = tcase_create("binding");
+    TCase *boehm = test_tcase(s, "binding", 0);
     tcase_add_test(boehm, test_boehm_keeps_cached);
     tcase_add_test(boehm, test_boehm_one_cycle_per_collection);
     tcase_add_test(boehm, test_boehm_registered_thread);
     tcase_add_test(boehm, test_boehm_producer_hands_drops);
     tcase_add_test(boehm, test_sim_when_boehm_not_initialised);
     tcase_add_test(boehm, test_each_cpu_own_local);
-    suite_add_tcase(s, boehm);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -245,12 +245,12 @@ START_TEST(test_signal_storm)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("signals");
-    TCase *tc = tcase_create("storm");
-    tcase_set_timeout(tc, 120);
+    TCase *tc = test_tcase(s, "storm", 120);
     tcase_add_loop_test(tc, test_signal_storm, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

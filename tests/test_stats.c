@@ -401,10 +401,10 @@ START_TEST(test_print_agrees_with_report_at_exit)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("stats");
-    TCase *tc = tcase_create("stats");
+    TCase *tc = test_tcase(s, "stats", 0);
     tcase_add_test(tc, test_exact_counts);
     tcase_add_test(tc, test_victim_off_drops_at_one_cycle);
     tcase_add_test(tc, test_steal_counted);
@@ -414,6 +414,7 @@ int main(void)
     tcase_add_test(tc, test_destroy_counts_nothing);
     tcase_add_test(tc, test_victim_hit_rate);
     tcase_add_loop_test(tc, test_print_agrees_with_report_at_exit, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -295,15 +295,15 @@ START_TEST(test_threads_on_one_cpu)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("threads");
-    TCase *tc = tcase_create("threads");
-    tcase_set_timeout(tc, 600);
+    TCase *tc = test_tcase(s, "threads", 600);
     test_add_variants(tc, test_threads_that_exit, test_modes);
     test_add_variants(tc, test_threads_in_bursts, test_modes);
     test_add_variants(tc, test_threads_64_per_cpu, test_modes);
     tcase_add_loop_test(tc, test_threads_on_one_cpu, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -122,6 +122,21 @@ static const struct test_mode test_modes[] = {
     {"boehm/rseq", true, true},
 };
 
+/* One axis alone, for tests that vary only the source or only the pin. */
+struct test_source {
+    const char *name;
+    bool boehm; /* Boehm, else the simulator */
+};
+
+static const struct test_source test_sources[] = {{"sim", false}, {"boehm", true}};
+
+struct test_pin {
+    const char *name;
+    bool rseq; /* rseq, else the lock */
+};
+
+static const struct test_pin test_pins[] = {{"lock", false}, {"rseq", true}};
+
 /* Sets the process up for mode m: false, after saying so, when it cannot run
  * here (see test_use_source, test_use_pin). */
 static inline bool test_use_mode(const struct test_mode *m)

@@ -255,7 +255,7 @@ static void check_bounds(size_t min, size_t max)
 
 START_TEST(class_selection)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     check_bounds(256, 4u << 20); /* the defaults */
@@ -277,7 +277,7 @@ END_TEST
 
 START_TEST(oversize_never_pooled)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(true);
     test_pin_to_one_cpu();
@@ -399,7 +399,7 @@ END_TEST
 /* Buffers are pointer-free under Boehm, and malloc'd (never the collector's) under sim. */
 START_TEST(allocation_kind)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     gcp_buf_gc_alloc = default_gc_alloc; /* the library's own allocator is under test */
@@ -430,7 +430,7 @@ END_TEST
 
 START_TEST(capacity_rounded_down)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(true);
     test_pin_to_one_cpu(); /* put and get through one local's private slot */
@@ -497,7 +497,7 @@ static bool all_bytes(const unsigned char *p, size_t n, unsigned char v)
 
 START_TEST(zeroing)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     test_pin_to_one_cpu();
     for (int zero = 0; zero <= 1; zero++) {
@@ -528,7 +528,7 @@ END_TEST
 START_TEST(stats_exact)
 {
     setenv("GCPOOL_VICTIM", "1", 1); /* the script counts on the victim cache */
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     test_pin_to_one_cpu();
@@ -634,7 +634,7 @@ END_TEST
 
 START_TEST(bad_input)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     static const gcpool_bufpool_options_t bad[] = {
@@ -700,7 +700,7 @@ START_TEST(env_bounds)
     setenv("GCPOOL_BUF_MAX", "65536", 1);
     char first[512] = "";
     ck_assert_int_eq(buf_lines(test_capture_stderr(gcp_env_reload), first, sizeof first), 0);
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     gcpool_bufpool_t *bp = gcpool_bufpool_create(NULL);
     gcpool_bufpool_stats_t s = stats(bp);
@@ -895,7 +895,7 @@ static void *cycler(void *arg)
 
 START_TEST(conservation)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     enum { THREADS = 16 };
@@ -948,20 +948,20 @@ static Suite *make_suite(void)
 {
     Suite *s = suite_create("buf");
     TCase *tc = test_tcase(s, "classes", 60);
-    tcase_add_loop_test(tc, class_selection, 0, 2);
-    tcase_add_loop_test(tc, oversize_never_pooled, 0, 2);
+    test_add_variants(tc, class_selection, test_sources);
+    test_add_variants(tc, oversize_never_pooled, test_sources);
     tcase_add_test(tc, boehm_reclaims);
-    tcase_add_loop_test(tc, allocation_kind, 0, 2);
-    tcase_add_loop_test(tc, capacity_rounded_down, 0, 2);
-    tcase_add_loop_test(tc, zeroing, 0, 2);
-    tcase_add_loop_test(tc, stats_exact, 0, 2);
-    tcase_add_loop_test(tc, bad_input, 0, 2);
+    test_add_variants(tc, allocation_kind, test_sources);
+    test_add_variants(tc, capacity_rounded_down, test_sources);
+    test_add_variants(tc, zeroing, test_sources);
+    test_add_variants(tc, stats_exact, test_sources);
+    test_add_variants(tc, bad_input, test_sources);
     TCase *env = test_tcase(s, "env", 0);
-    tcase_add_loop_test(env, env_bounds, 0, 2);
+    test_add_variants(env, env_bounds, test_sources);
     tcase_add_loop_test(env, env_bad_value, 0, (int)(sizeof bad_env / sizeof *bad_env));
     tcase_add_test(env, env_max_below_min);
     TCase *threads = test_tcase(s, "threads", 300);
-    tcase_add_loop_test(threads, conservation, 0, 2);
+    test_add_variants(threads, conservation, test_sources);
     return s;
 }
 

@@ -12,7 +12,7 @@ static char a[] = "a", b[] = "b", c[] = "c";
 
 START_TEST(test_pool)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     gcpool_t *p = gcpool_create(NULL);
     ck_assert_ptr_nonnull(p);
@@ -50,7 +50,7 @@ static void *count_new(void *arg)
 
 START_TEST(test_pool_new)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     int made = 0;
     gcpool_options_t o = {.new_fn = count_new, .arg = &made};
@@ -332,7 +332,7 @@ static void *stress_worker(void *arg)
 
 START_TEST(test_pool_stress)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     enum { P = 10 };
     struct stress st = {gcpool_create(NULL), 200000};
@@ -384,11 +384,11 @@ static Suite *make_suite(void)
 {
     Suite *s = suite_create("pool");
     TCase *go = test_tcase(s, "go", 120);
-    tcase_add_loop_test(go, test_pool, 0, 2);
-    tcase_add_loop_test(go, test_pool_new, 0, 2);
+    test_add_variants(go, test_pool, test_sources);
+    test_add_variants(go, test_pool_new, test_sources);
     tcase_add_test(go, test_pool_gc);
     tcase_add_test(go, test_pool_release);
-    tcase_add_loop_test(go, test_pool_stress, 0, 2);
+    test_add_variants(go, test_pool_stress, test_sources);
     TCase *boehm = test_tcase(s, "binding", 0);
     tcase_add_test(boehm, test_boehm_keeps_cached);
     tcase_add_test(boehm, test_boehm_one_cycle_per_collection);

@@ -251,10 +251,10 @@ static void *one_cpu_signaller(void *arg)
     return NULL;
 }
 
-/* Loop index: the pin (0 lock, 1 rseq); the simulated source, no cycles. */
+/* Each pin (test_pins); the simulated source, no cycles. */
 START_TEST(test_threads_on_one_cpu)
 {
-    if (!test_use_source(0) || !test_use_pin(_i))
+    if (!test_use_source(0) || !test_use_pin(TEST_VARIANT(test_pins)->rseq))
         return;
     struct one_cpu w = {.iterations = scale(5000000)};
     int n = (int)(sizeof w.workers / sizeof w.workers[0]);
@@ -302,7 +302,7 @@ static Suite *make_suite(void)
     test_add_variants(tc, test_threads_that_exit, test_modes);
     test_add_variants(tc, test_threads_in_bursts, test_modes);
     test_add_variants(tc, test_threads_64_per_cpu, test_modes);
-    tcase_add_loop_test(tc, test_threads_on_one_cpu, 0, 2);
+    test_add_variants(tc, test_threads_on_one_cpu, test_pins);
     return s;
 }
 

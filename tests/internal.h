@@ -24,14 +24,20 @@
  * (test_pool, test_sim, test_late_init, test_buf, test_debug). */
 #include "glue.h"
 
-/* lib/pin.h: which pin runs (gcp_pin_name) and how often rseq sequences
- * restarted (gcp_pin_restarts): the conservation, threads, fork and abort
- * tests check that signals and preemption did restart some under rseq.  It
- * brings lib/pool.h (struct gcpool, whose index test_debug's messages name;
- * gcp_local, which test_topology lays out) and topology/topology.h (the
- * steal tables test_topology builds from real machines' topologies). */
+/* lib/pin.h: which pin runs (gcp_pin_name, for test_use_pin below and the
+ * tests' reports) and how often rseq sequences restarted (gcp_pin_restarts):
+ * test_conservation checks that signals did restart some, test_abort counts
+ * them. */
 #include "pin.h"
+
+/* lib/pool.h: struct gcpool, whose creation index names unnamed pools in
+ * checked mode's messages (test_debug builds the expected text), and the
+ * locals' layout (gcp_local_stride, struct gcp_local), which test_topology
+ * checks against the topology's local_align. */
 #include "pool.h"
+
+/* topology/topology.h: the steal tables, built by test_topology from real
+ * machines' topologies (tests/topologies) and synthetic ones. */
 #include "topology.h"
 
 /* lib/ring.h: the rings and the chain of rings, tested alone by test_ring

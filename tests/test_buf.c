@@ -1,8 +1,8 @@
 /* Buffer pools (<gcpool/buf.h>, lib/buf.c): class selection at every boundary,
  * oversize and undersize buffers never pooled, capacities rounded down and never
  * up, zeroing, exact statistics for a scripted sequence, the environment, bad
- * input, and conservation under concurrency.  Tests that take a loop index run
- * under the simulated source (0) and under Boehm (1).
+ * input, and conservation under concurrency.  The loop tests run under each of
+ * test_sources: the simulated source and Boehm.
  *
  * Under sim, every buffer the library mallocs and frees goes through counting
  * hooks (below) that keep the live buffers in a table: a free of a pointer that

@@ -1,8 +1,8 @@
 /* The inline fast path of gcpool/fastpath.h: what programs compiled against
  * <gcpool.h> run in place of the calls.  Built twice: tests/test_fastpath with
  * the inline path, tests/test_fastpath_noinline with GCPOOL_NO_INLINE, where
- * every case must behave the same through calls.  Each case runs under the
- * lock pin (loop index 0) and rseq (1); the inline path only acts under rseq.
+ * every case must behave the same through calls.  Each case runs under each
+ * of pins (below): the lock pin and rseq; the inline path only acts under rseq.
  *
  * Like a program, these link the shared library (where it is built) and use
  * only its public interface: the library's own copy of gcpool_fastpath_v2 and

@@ -1,6 +1,6 @@
 /* Ports of Go's pool tests (TestPool, TestPoolNew, TestPoolGC, TestPoolRelease,
- * TestPoolStress), each run under the simulated source (loop index 0) and under
- * Boehm (loop index 1), plus what binding to Boehm promises: one cycle per
+ * TestPoolStress), the loop ones under each of test_sources (the simulated
+ * source, Boehm), plus what binding to Boehm promises: one cycle per
  * collection, cached objects kept alive, the program's own callback still called. */
 #include <stdatomic.h>
 #include <stdint.h>

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gcpool.h"
+#include <gcpool.h>
 
 #define DEFAULT_OPERATIONS 7500000000L /* about three minutes on 2 cores (sim) */
 #define MAGIC 0x5eed5eedL

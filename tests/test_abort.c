@@ -35,7 +35,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 #ifdef GCPOOL_FASTPATH_RSEQ
 #define POINTS GCPOOL_RSEQ_INJECT_POINTS
@@ -230,12 +230,12 @@ START_TEST(test_abort_at_every_point)
 END_TEST
 #endif
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("abort");
-    TCase *tc = tcase_create("abort");
-    tcase_set_timeout(tc, 120);
+    TCase *tc = test_tcase(s, "abort", 120);
     tcase_add_test(tc, test_abort_at_every_point);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -5,8 +5,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "mem.h"
-#include "testutil.h"
+#include "internal.h"
 
 static int token = 7;
 
@@ -150,13 +149,14 @@ START_TEST(test_allocation_failure_every_n)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("badinput");
-    TCase *tc = tcase_create("badinput");
+    TCase *tc = test_tcase(s, "badinput", 0);
     tcase_add_test(tc, test_null_pool);
     tcase_add_test(tc, test_new_fn_returns_null);
     tcase_add_test(tc, test_allocation_failure_every_n);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

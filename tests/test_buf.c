@@ -1,8 +1,8 @@
 /* Buffer pools (<gcpool/buf.h>, lib/buf.c): class selection at every boundary,
  * oversize and undersize buffers never pooled, capacities rounded down and never
  * up, zeroing, exact statistics for a scripted sequence, the environment, bad
- * input, and conservation under concurrency.  Tests that take a loop index run
- * under the simulated source (0) and under Boehm (1).
+ * input, and conservation under concurrency.  The loop tests run under each of
+ * test_sources: the simulated source and Boehm.
  *
  * Under sim, every buffer the library mallocs and frees goes through counting
  * hooks (below) that keep the live buffers in a table: a free of a pointer that
@@ -19,16 +19,11 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 #include <gc/gc_inline.h> /* GC_I_PTRFREE */
 #include <gc/gc_mark.h>   /* GC_get_kind_and_size */
 #include <gcpool/buf.h>
-
-/* lib/buf.c's allocation hooks: hidden, not API, so declared here. */
-extern void *(*gcp_buf_sys_alloc)(size_t);
-extern void (*gcp_buf_sys_free)(void *);
-extern void *(*gcp_buf_gc_alloc)(size_t);
 
 /* ---- tracking hooks ---------------------------------------------------------- */
 
@@ -260,7 +255,7 @@ static void check_bounds(size_t min, size_t max)
 
 START_TEST(class_selection)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     check_bounds(256, 4u << 20); /* the defaults */
@@ -282,7 +277,7 @@ END_TEST
 
 START_TEST(oversize_never_pooled)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(true);
     test_pin_to_one_cpu();
@@ -404,7 +399,7 @@ END_TEST
 /* Buffers are pointer-free under Boehm, and malloc'd (never the collector's) under sim. */
 START_TEST(allocation_kind)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     gcp_buf_gc_alloc = default_gc_alloc; /* the library's own allocator is under test */
@@ -435,7 +430,7 @@ END_TEST
 
 START_TEST(capacity_rounded_down)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(true);
     test_pin_to_one_cpu(); /* put and get through one local's private slot */
@@ -502,7 +497,7 @@ static bool all_bytes(const unsigned char *p, size_t n, unsigned char v)
 
 START_TEST(zeroing)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     test_pin_to_one_cpu();
     for (int zero = 0; zero <= 1; zero++) {
@@ -533,7 +528,7 @@ END_TEST
 START_TEST(stats_exact)
 {
     setenv("GCPOOL_VICTIM", "1", 1); /* the script counts on the victim cache */
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     test_pin_to_one_cpu();
@@ -639,7 +634,7 @@ END_TEST
 
 START_TEST(bad_input)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     static const gcpool_bufpool_options_t bad[] = {
@@ -705,7 +700,7 @@ START_TEST(env_bounds)
     setenv("GCPOOL_BUF_MAX", "65536", 1);
     char first[512] = "";
     ck_assert_int_eq(buf_lines(test_capture_stderr(gcp_env_reload), first, sizeof first), 0);
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     gcpool_bufpool_t *bp = gcpool_bufpool_create(NULL);
     gcpool_bufpool_stats_t s = stats(bp);
@@ -900,7 +895,7 @@ static void *cycler(void *arg)
 
 START_TEST(conservation)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     track_install(false);
     enum { THREADS = 16 };
@@ -949,28 +944,25 @@ START_TEST(conservation)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("buf");
-    TCase *tc = tcase_create("classes");
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, class_selection, 0, 2);
-    tcase_add_loop_test(tc, oversize_never_pooled, 0, 2);
+    TCase *tc = test_tcase(s, "classes", 60);
+    test_add_variants(tc, class_selection, test_sources);
+    test_add_variants(tc, oversize_never_pooled, test_sources);
     tcase_add_test(tc, boehm_reclaims);
-    tcase_add_loop_test(tc, allocation_kind, 0, 2);
-    tcase_add_loop_test(tc, capacity_rounded_down, 0, 2);
-    tcase_add_loop_test(tc, zeroing, 0, 2);
-    tcase_add_loop_test(tc, stats_exact, 0, 2);
-    tcase_add_loop_test(tc, bad_input, 0, 2);
-    suite_add_tcase(s, tc);
-    TCase *env = tcase_create("env");
-    tcase_add_loop_test(env, env_bounds, 0, 2);
+    test_add_variants(tc, allocation_kind, test_sources);
+    test_add_variants(tc, capacity_rounded_down, test_sources);
+    test_add_variants(tc, zeroing, test_sources);
+    test_add_variants(tc, stats_exact, test_sources);
+    test_add_variants(tc, bad_input, test_sources);
+    TCase *env = test_tcase(s, "env", 0);
+    test_add_variants(env, env_bounds, test_sources);
     tcase_add_loop_test(env, env_bad_value, 0, (int)(sizeof bad_env / sizeof *bad_env));
     tcase_add_test(env, env_max_below_min);
-    suite_add_tcase(s, env);
-    TCase *threads = tcase_create("threads");
-    tcase_set_timeout(threads, 300);
-    tcase_add_loop_test(threads, conservation, 0, 2);
-    suite_add_tcase(s, threads);
-    return test_run_suite(s);
+    TCase *threads = test_tcase(s, "threads", 300);
+    test_add_variants(threads, conservation, test_sources);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -9,9 +9,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "pin.h"
 #include "ledger.h"
-#include "testutil.h"
+#include "internal.h"
 
 struct world {
     gcpool_t *pool;
@@ -74,10 +73,10 @@ static void *signaller(void *arg)
     return NULL;
 }
 
-static void conserve(int variant, int threads_per_core, bool signals)
+static void conserve(const struct test_mode *mode, int threads_per_core, bool signals)
 {
-    int boehm = variant & 1;
-    if (!test_use_source(boehm) || !test_use_pin(variant >> 1))
+    int boehm = mode->boehm;
+    if (!test_use_mode(mode))
         return;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int nthreads = (int)(cores * threads_per_core);
@@ -129,23 +128,23 @@ static void conserve(int variant, int threads_per_core, bool signals)
     free(t);
 }
 
-START_TEST(test_conservation_4x) { conserve(_i, 4, false); }
+START_TEST(test_conservation_4x) { conserve(TEST_VARIANT(test_modes), 4, false); }
 END_TEST
 
-START_TEST(test_conservation_16x) { conserve(_i, 16, false); }
+START_TEST(test_conservation_16x) { conserve(TEST_VARIANT(test_modes), 16, false); }
 END_TEST
 
-START_TEST(test_conservation_signals) { conserve(_i, 1, true); }
+START_TEST(test_conservation_signals) { conserve(TEST_VARIANT(test_modes), 1, true); }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("conservation");
-    TCase *tc = tcase_create("conservation");
-    tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_conservation_4x, 0, 4);
-    tcase_add_loop_test(tc, test_conservation_16x, 0, 4);
-    tcase_add_loop_test(tc, test_conservation_signals, 0, 4);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    TCase *tc = test_tcase(s, "conservation", 600);
+    test_add_variants(tc, test_conservation_4x, test_modes);
+    test_add_variants(tc, test_conservation_16x, test_modes);
+    test_add_variants(tc, test_conservation_signals, test_modes);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -9,10 +9,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "gcpool/buf.h"
-#include "debug.h"
-#include "pool.h"
-#include "testutil.h"
+#include <gcpool/buf.h>
+#include "internal.h"
 
 #define OBJ_SIZE 64
 
@@ -761,11 +759,10 @@ START_TEST(test_boehm_poison_keeps_pointees)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("debug");
-    TCase *tc = tcase_create("checked mode");
-    tcase_set_timeout(tc, 120);
+    TCase *tc = test_tcase(s, "checked mode", 120);
     tcase_add_test(tc, test_off_by_default);
     tcase_add_test(tc, test_double_put_reported);
     tcase_add_test(tc, test_double_put_unnamed_pool);
@@ -779,6 +776,7 @@ int main(void)
     tcase_add_test(tc, test_use_after_destroy_reported);
     tcase_add_test(tc, test_threads_no_false_reports);
     tcase_add_test(tc, test_boehm_poison_keeps_pointees);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 /* Every GCPOOL_* variable removed, whatever the caller's environment holds. */
 static void clean_env(void)
@@ -363,10 +363,10 @@ START_TEST(read_once)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("env");
-    TCase *tc = tcase_create("env");
+    TCase *tc = test_tcase(s, "env", 0);
     tcase_add_checked_fixture(tc, clean_env, NULL);
     tcase_add_test(tc, defaults);
     tcase_add_loop_test(tc, bad_value, 0, (int)(sizeof bad / sizeof bad[0]));
@@ -378,6 +378,7 @@ int main(void)
     tcase_add_test(tc, json);
     tcase_add_test(tc, text_and_markdown);
     tcase_add_test(tc, read_once);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -1,8 +1,8 @@
 /* The inline fast path of gcpool/fastpath.h: what programs compiled against
  * <gcpool.h> run in place of the calls.  Built twice: tests/test_fastpath with
  * the inline path, tests/test_fastpath_noinline with GCPOOL_NO_INLINE, where
- * every case must behave the same through calls.  Each case runs under the
- * lock pin (loop index 0) and rseq (1); the inline path only acts under rseq.
+ * every case must behave the same through calls.  Each case runs under each
+ * of pins (below): the lock pin and rseq; the inline path only acts under rseq.
  *
  * Like a program, these link the shared library (where it is built) and use
  * only its public interface: the library's own copy of gcpool_fastpath_v2 and
@@ -36,7 +36,13 @@ static bool rseq_possible(void)
 #endif
 }
 
-/* The simulated source and the pin (0 lock, 1 rseq), before the process's
+/* The variants of the loop tests: the pin. */
+static const struct pin_variant {
+    const char *name;
+    bool rseq; /* rseq, else the lock */
+} pins[] = {{"lock", false}, {"rseq", true}};
+
+/* The simulated source and the pin (rseq or the lock), before the process's
  * first pool (Check runs each case in a new process). */
 static bool setup(int rseq)
 {
@@ -68,10 +74,11 @@ END_TEST
 /* `on` is what the inline path tests first: set only under the rseq pin. */
 START_TEST(test_on_follows_the_pin)
 {
-    if (!setup(_i))
+    const struct pin_variant *pin = TEST_VARIANT(pins);
+    if (!setup(pin->rseq))
         return;
     gcpool_t *p = gcpool_create(NULL);
-    ck_assert_int_eq(gcpool_fastpath_v2.on, _i);
+    ck_assert_int_eq(gcpool_fastpath_v2.on, pin->rseq);
     gcpool_destroy(p);
 }
 END_TEST
@@ -80,7 +87,7 @@ END_TEST
 START_TEST(test_checked_mode_turns_it_off)
 {
     setenv("GCPOOL_DEBUG", "1", 1);
-    if (!setup(_i))
+    if (!setup(TEST_VARIANT(pins)->rseq))
         return;
     gcpool_t *p = gcpool_create(NULL);
     ck_assert_int_eq(gcpool_fastpath_v2.on, 0);
@@ -96,7 +103,7 @@ END_TEST
  * statistics count both the same. */
 START_TEST(test_inline_and_calls_agree)
 {
-    if (!setup(_i))
+    if (!setup(TEST_VARIANT(pins)->rseq))
         return;
     gcpool_t *p = gcpool_create(NULL);
     test_pin_to_one_cpu();
@@ -126,7 +133,7 @@ END_TEST
  * give back each object once, in Go's order (private, then the chain LIFO). */
 START_TEST(test_overflow_through_the_macros)
 {
-    if (!setup(_i))
+    if (!setup(TEST_VARIANT(pins)->rseq))
         return;
     gcpool_t *p = gcpool_create(NULL);
     test_pin_to_one_cpu();
@@ -160,7 +167,7 @@ static void release(void *obj, void *arg)
  * and the library sets the pool up; cycles then drop what the macros put. */
 START_TEST(test_first_use_and_cycles)
 {
-    if (!setup(_i))
+    if (!setup(TEST_VARIANT(pins)->rseq))
         return;
     gcpool_options_t o = {.new_fn = make, .free_fn = release};
     gcpool_t *p = gcpool_create(&o);
@@ -182,7 +189,7 @@ END_TEST
 
 START_TEST(test_null_pool_and_object)
 {
-    if (!setup(_i))
+    if (!setup(TEST_VARIANT(pins)->rseq))
         return;
     gcpool_t *p = gcpool_create(NULL);
     errno = 0;
@@ -200,17 +207,18 @@ START_TEST(test_null_pool_and_object)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create(INLINED ? "fastpath" : "fastpath (GCPOOL_NO_INLINE)");
-    TCase *tc = tcase_create("fastpath");
+    TCase *tc = test_tcase(s, "fastpath", 0);
     tcase_add_test(tc, test_macros_where_inlined);
-    tcase_add_loop_test(tc, test_on_follows_the_pin, 0, 2);
-    tcase_add_loop_test(tc, test_checked_mode_turns_it_off, 0, 2);
-    tcase_add_loop_test(tc, test_inline_and_calls_agree, 0, 2);
-    tcase_add_loop_test(tc, test_overflow_through_the_macros, 0, 2);
-    tcase_add_loop_test(tc, test_first_use_and_cycles, 0, 2);
-    tcase_add_loop_test(tc, test_null_pool_and_object, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    test_add_variants(tc, test_on_follows_the_pin, pins);
+    test_add_variants(tc, test_checked_mode_turns_it_off, pins);
+    test_add_variants(tc, test_inline_and_calls_agree, pins);
+    test_add_variants(tc, test_overflow_through_the_macros, pins);
+    test_add_variants(tc, test_first_use_and_cycles, pins);
+    test_add_variants(tc, test_null_pool_and_object, pins);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -20,9 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "debug.h"
-#include "pin.h"
-#include "testutil.h"
+#include "internal.h"
 
 #define MAGIC 0x6763706f6f6cL
 #define MAX_OBJECTS 1000000 /* checked mode drops a put in four: new_fn makes more */
@@ -244,29 +242,44 @@ static int child(void)
 
 /* ---- the parent ------------------------------------------------------------ */
 
-/* Loop index: bit 0 the source (sim, Boehm), bit 1 the pin (lock, rseq),
- * bit 2 checked mode. */
-static void fork_while_busy(int variant)
+/* The variants: each source and pin, without and with checked mode. */
+static const struct busy_variant {
+    const char *name;
+    bool boehm;   /* the cycle source: Boehm, else the simulator */
+    bool rseq;    /* the pin: rseq, else the lock */
+    bool checked; /* GCPOOL_DEBUG=1 */
+} busy_variants[] = {
+    {"sim/lock", false, false, false},
+    {"boehm/lock", true, false, false},
+    {"sim/rseq", false, true, false},
+    {"boehm/rseq", true, true, false},
+    {"sim/lock checked", false, false, true},
+    {"boehm/lock checked", true, false, true},
+    {"sim/rseq checked", false, true, true},
+    {"boehm/rseq checked", true, true, true},
+};
+
+static void fork_while_busy(const struct busy_variant *v)
 {
 #ifdef GCPOOL_SANITIZERS
     /* Seen here with GCC 12's runtimes: now and then a child hangs in malloc,
      * on a lock of the sanitizer's own allocator (libasan's size classes,
      * libtsan's metadata slabs) that a thread the child does not have held
      * at fork.  glibc's malloc locks itself around fork; those do not. */
-    if (variant == 0)
+    if (v == &busy_variants[0])
         printf("SKIP: the sanitizers' allocators do not survive fork in a threaded process\n");
     return;
 #endif
-    if (!test_use_source(variant & 1) || !test_use_pin((variant >> 1) & 1))
+    if (!test_use_source(v->boehm) || !test_use_pin(v->rseq))
         return;
-    bool checked = variant & 4;
+    bool checked = v->checked;
     test_setenv("GCPOOL_DEBUG", checked ? "1" : NULL);
     gcp_debug_init();
     if (gcp_debug != checked) /* CK_FORK=no: an earlier case read GCPOOL_DEBUG */
         gcp_debug_force(checked);
 
     memset(&W, 0, sizeof W);
-    W.boehm = variant & 1;
+    W.boehm = v->boehm;
     W.made = calloc(MAX_OBJECTS, sizeof *W.made);
     ck_assert_ptr_nonnull(W.made);
     const char *names[NPOOLS] = {"new", NULL, "sized", "unused", "main-only"};
@@ -328,7 +341,7 @@ static void fork_while_busy(int variant)
     free(W.made);
 }
 
-START_TEST(test_fork_while_busy) { fork_while_busy(_i); }
+START_TEST(test_fork_while_busy) { fork_while_busy(TEST_VARIANT(busy_variants)); }
 END_TEST
 
 /* ---- many forks under busy threads, in every mode -----------------------------
@@ -430,17 +443,28 @@ static bool wait_child(pid_t pid, double deadline, int *status)
     return got == pid;
 }
 
-/* Loop index: bit 0 the pin (lock, rseq), bit 1 the shared queue (chain,
- * locked); the simulated source. */
+/* The variants: each pin with each shared queue; the simulated source. */
+static const struct many_variant {
+    const char *name;
+    bool rseq;   /* the pin: rseq, else the lock */
+    bool locked; /* the shared queue: GCPOOL_SHARED=locked, else the chain */
+} many_variants[] = {
+    {"lock/chain", false, false},
+    {"rseq/chain", true, false},
+    {"lock/locked", false, true},
+    {"rseq/locked", true, true},
+};
+
 START_TEST(test_many_forks_every_mode)
 {
+    const struct many_variant *v = TEST_VARIANT(many_variants);
 #ifdef GCPOOL_SANITIZERS
-    if (_i == 0)
+    if (v == &many_variants[0])
         printf("SKIP: the sanitizers' allocators do not survive fork in a threaded process\n");
     return;
 #endif
-    bool locked = _i & 2;
-    if (!test_use_source(0) || !test_use_pin(_i & 1))
+    bool locked = v->locked;
+    if (!test_use_source(0) || !test_use_pin(v->rseq))
         return;
     test_setenv("GCPOOL_SHARED", locked ? "locked" : "chain");
     memset(&M, 0, sizeof M);
@@ -494,13 +518,13 @@ START_TEST(test_many_forks_every_mode)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("fork");
-    TCase *tc = tcase_create("fork");
-    tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, test_fork_while_busy, 0, 8);
-    tcase_add_loop_test(tc, test_many_forks_every_mode, 0, 4);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    TCase *tc = test_tcase(s, "fork", 300);
+    test_add_variants(tc, test_fork_while_busy, busy_variants);
+    test_add_variants(tc, test_many_forks_every_mode, many_variants);
+    return s;
 }
+
+TEST_MAIN(make_suite)

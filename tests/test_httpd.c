@@ -28,6 +28,8 @@
 
 #include <arpa/inet.h>
 
+#include "testutil.h" /* its main(); the test links no gcpool library */
+
 enum { DEADLINE_MS = 10000, BUF = 64 << 10 };
 
 /* ---- the server --------------------------------------------------------------------- */
@@ -530,24 +532,20 @@ START_TEST(test_concurrent_clients)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     if (skip_boehm()) {
         puts("SKIP: the server runs under Boehm, which the sanitizers and valgrind exclude");
-        return 77;
+        return NULL; /* test_run_suite: 77, automake's skip */
     }
     Suite *suite = suite_create("httpd");
-    TCase *tc = tcase_create("httpd");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = test_tcase(suite, "httpd", 60);
     tcase_add_test(tc, test_serves_with_pool);
     tcase_add_test(tc, test_serves_without_pool);
     tcase_add_test(tc, test_bad_requests);
     tcase_add_test(tc, test_disconnects);
     tcase_add_test(tc, test_concurrent_clients);
-    suite_add_tcase(suite, tc);
-    SRunner *sr = srunner_create(suite);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite;
 }
+
+TEST_MAIN(make_suite)

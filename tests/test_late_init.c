@@ -7,9 +7,7 @@
  * collector's state are the process's. */
 #include <stdatomic.h>
 
-#include "debug.h"
-#include "glue.h"
-#include "testutil.h"
+#include "internal.h"
 
 #define BUFS 64
 #define BUF_SIZE (16 * 1024)
@@ -23,6 +21,12 @@ static void *new_buffer(void *arg)
     atomic_fetch_add(&news, 1);
     return GC_MALLOC_ATOMIC(BUF_SIZE);
 }
+
+/* The variants of the loop tests: without and with checked mode. */
+static const struct checked_variant {
+    const char *name;
+    bool on; /* GCPOOL_DEBUG=1 */
+} checked_variants[] = {{"unchecked", false}, {"checked", true}};
 
 /* Checked mode without its random drops, so that every put is cached. */
 static void use_checked_mode(bool on)
@@ -155,7 +159,7 @@ START_TEST(sim_chosen_in_boehm_program)
         return;
     GC_INIT();
     test_setenv("GCPOOL_GC", "sim");
-    use_checked_mode(_i);
+    use_checked_mode(TEST_VARIANT(checked_variants)->on);
     test_pin_to_one_cpu();
     gcpool_options_t opts = {.new_fn = new_buffer, .name = "scratch"};
     gcpool_t *p = gcpool_create(&opts);
@@ -184,7 +188,7 @@ START_TEST(collector_objects_in_malloc_pool)
     if (!boehm_runs_here())
         return;
     test_setenv("GCPOOL_GC", NULL);
-    use_checked_mode(_i);
+    use_checked_mode(TEST_VARIANT(checked_variants)->on);
     test_pin_to_one_cpu();
     mixed_pool = gcpool_create(NULL);
     void *m = malloc(64);
@@ -231,7 +235,7 @@ static void *new_obj(void *arg)
 START_TEST(malloc_program_never_starts_collector)
 {
     test_setenv("GCPOOL_GC", NULL);
-    use_checked_mode(_i);
+    use_checked_mode(TEST_VARIANT(checked_variants)->on);
     gcpool_options_t opts = {.new_fn = new_obj, .free_fn = free_obj, .size = 64};
     gcpool_t *p = gcpool_create(&opts);
     void *objs[100];
@@ -248,18 +252,18 @@ START_TEST(malloc_program_never_starts_collector)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("late_init");
-    TCase *tc = tcase_create("late GC_INIT");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = test_tcase(s, "late GC_INIT", 60);
     tcase_add_test(tc, no_init);
     tcase_add_test(tc, no_init_checked);
     tcase_add_test(tc, init_after_create);
     tcase_add_test(tc, init_after_create_checked);
-    tcase_add_loop_test(tc, sim_chosen_in_boehm_program, 0, 2);
-    tcase_add_loop_test(tc, collector_objects_in_malloc_pool, 0, 2);
-    tcase_add_loop_test(tc, malloc_program_never_starts_collector, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    test_add_variants(tc, sim_chosen_in_boehm_program, checked_variants);
+    test_add_variants(tc, collector_objects_in_malloc_pool, checked_variants);
+    test_add_variants(tc, malloc_program_never_starts_collector, checked_variants);
+    return s;
 }
+
+TEST_MAIN(make_suite)

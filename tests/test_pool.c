@@ -1,18 +1,18 @@
 /* Ports of Go's pool tests (TestPool, TestPoolNew, TestPoolGC, TestPoolRelease,
- * TestPoolStress), each run under the simulated source (loop index 0) and under
- * Boehm (loop index 1), plus what binding to Boehm promises: one cycle per
+ * TestPoolStress), the loop ones under each of test_sources (the simulated
+ * source, Boehm), plus what binding to Boehm promises: one cycle per
  * collection, cached objects kept alive, the program's own callback still called. */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 static char a[] = "a", b[] = "b", c[] = "c";
 
 START_TEST(test_pool)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     gcpool_t *p = gcpool_create(NULL);
     ck_assert_ptr_nonnull(p);
@@ -50,7 +50,7 @@ static void *count_new(void *arg)
 
 START_TEST(test_pool_new)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     int made = 0;
     gcpool_options_t o = {.new_fn = count_new, .arg = &made};
@@ -332,7 +332,7 @@ static void *stress_worker(void *arg)
 
 START_TEST(test_pool_stress)
 {
-    if (!test_use_source(_i))
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
         return;
     enum { P = 10 };
     struct stress st = {gcpool_create(NULL), 200000};
@@ -380,24 +380,23 @@ START_TEST(test_each_cpu_own_local)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("pool");
-    TCase *go = tcase_create("go");
-    tcase_set_timeout(go, 120);
-    tcase_add_loop_test(go, test_pool, 0, 2);
-    tcase_add_loop_test(go, test_pool_new, 0, 2);
+    TCase *go = test_tcase(s, "go", 120);
+    test_add_variants(go, test_pool, test_sources);
+    test_add_variants(go, test_pool_new, test_sources);
     tcase_add_test(go, test_pool_gc);
     tcase_add_test(go, test_pool_release);
-    tcase_add_loop_test(go, test_pool_stress, 0, 2);
-    suite_add_tcase(s, go);
-    TCase *boehm = tcase_create("binding");
+    test_add_variants(go, test_pool_stress, test_sources);
+    TCase *boehm = test_tcase(s, "binding", 0);
     tcase_add_test(boehm, test_boehm_keeps_cached);
     tcase_add_test(boehm, test_boehm_one_cycle_per_collection);
     tcase_add_test(boehm, test_boehm_registered_thread);
     tcase_add_test(boehm, test_boehm_producer_hands_drops);
     tcase_add_test(boehm, test_sim_when_boehm_not_initialised);
     tcase_add_test(boehm, test_each_cpu_own_local);
-    suite_add_tcase(s, boehm);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -7,8 +7,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "gcpool/buf.h"
-#include "testutil.h"
+#include <gcpool/buf.h>
+#include "internal.h"
 
 /* ---- objects: each knows whether free_fn saw it ------------------------------------ */
 
@@ -401,12 +401,12 @@ START_TEST(test_every_call_from_callbacks)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("reentry");
-    TCase *tc = tcase_create("callbacks");
-    tcase_set_timeout(tc, 120);
+    TCase *tc = test_tcase(s, "callbacks", 120);
     tcase_add_loop_test(tc, test_every_call_from_callbacks, 0, CONTEXTS);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

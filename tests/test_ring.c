@@ -7,8 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "ring.h"
-#include "testutil.h"
+#include "internal.h"
 
 #define THIEVES 15 /* with the owner, 8x the cores of a 2-core machine */
 
@@ -308,11 +307,10 @@ START_TEST(test_chain_owner_reclaims)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("ring");
-    TCase *tc = tcase_create("ring");
-    tcase_set_timeout(tc, 300);
+    TCase *tc = test_tcase(s, "ring", 300);
     tcase_add_test(tc, test_ring_order_and_full);
     tcase_add_test(tc, test_ring_head_slot_not_yet_cleared);
     tcase_add_test(tc, test_chain_growth_limit_reuse);
@@ -320,6 +318,7 @@ int main(void)
     tcase_add_test(tc, test_take_all);
     tcase_add_test(tc, test_pool_dequeue);
     tcase_add_test(tc, test_pool_chain);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 /* ThreadSanitizer reports any malloc inside a signal handler.  Here a
  * handler's put may link a new ring, and its get may make an upcoming pool's
@@ -204,12 +204,13 @@ static double seconds(void)
 
 START_TEST(test_signal_storm)
 {
+    const struct test_pin *pin = TEST_VARIANT(test_pins);
     test_use_source(0);
     test_setenv("GCPOOL_SIM_NEW", NULL);
     test_setenv("GCPOOL_SIM_INTERVAL_MS", NULL);
-    if (!test_use_pin(_i))
+    if (!test_use_pin(pin->rseq))
         return;
-    test_watchdog(30, _i ? "the signal storm (rseq pin)" : "the signal storm (lock pin)");
+    test_watchdog(30, pin->rseq ? "the signal storm (rseq pin)" : "the signal storm (lock pin)");
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
     ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
@@ -239,18 +240,18 @@ START_TEST(test_signal_storm)
         ck_assert_msg(atomic_load(&objects[i].freed) == 1, "object %ld reached free_fn %d times", i,
                       atomic_load(&objects[i].freed));
     printf("signals %s: %ld signals handled, %ld objects, %" PRIu64 " cycles\n",
-           _i ? "rseq" : "lock", atomic_load(&handled), n, gcpool_cycles());
+           pin->name, atomic_load(&handled), n, gcpool_cycles());
     long h = atomic_load(&handled);
     ck_assert_msg(h > 0, "no signal was handled");
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("signals");
-    TCase *tc = tcase_create("storm");
-    tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_signal_storm, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    TCase *tc = test_tcase(s, "storm", 120);
+    test_add_variants(tc, test_signal_storm, test_pins);
+    return s;
 }
+
+TEST_MAIN(make_suite)

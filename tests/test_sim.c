@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 static void *make(void *arg)
 {
@@ -138,16 +138,17 @@ START_TEST(test_sim_without_free_fn_forgets)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("sim");
-    TCase *tc = tcase_create("sim");
+    TCase *tc = test_tcase(s, "sim", 0);
     tcase_add_test(tc, test_sim_new_policy_is_deterministic);
     tcase_add_test(tc, test_sim_interval_policy);
     tcase_add_test(tc, test_sim_policies_off_by_default);
     tcase_add_test(tc, test_sim_two_cycles_free_everything_once);
     tcase_add_test(tc, test_destroy_hands_everything_to_free_fn);
     tcase_add_test(tc, test_sim_without_free_fn_forgets);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

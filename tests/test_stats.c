@@ -5,7 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "internal.h"
 
 static int objs[64];
 static _Atomic int freed;
@@ -371,20 +371,27 @@ static void print_after_destroy(const char *stats, const char *exit_path, const 
     exit(0);
 }
 
+/* The variants: no report asked for, and GCPOOL_STATS=json. */
+static const struct report_variant {
+    const char *name;
+    const char *stats; /* GCPOOL_STATS, or NULL: unset */
+} report_variants[] = {{"no report", NULL}, {"json", "json"}};
+
 START_TEST(test_print_agrees_with_report_at_exit)
 {
+    const struct report_variant *v = TEST_VARIANT(report_variants);
     char exit_path[] = "/tmp/gcpool-exit-XXXXXX", print_path[] = "/tmp/gcpool-print-XXXXXX";
     close(mkstemp(exit_path));
     close(mkstemp(print_path));
     pid_t pid = fork();
     if (pid == 0)
-        print_after_destroy(_i ? "json" : NULL, exit_path, print_path);
+        print_after_destroy(v->stats, exit_path, print_path);
     int status;
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     char *at_exit = read_file(exit_path), *printed = read_file(print_path);
     const char *line = strstr(printed, "{\"name\": \"short-lived\"");
-    if (!_i) {
+    if (!v->stats) {
         /* No report asked for: none at exit, and no line kept. */
         ck_assert_str_eq(at_exit, "");
         ck_assert_msg(!line, "printed: %s", printed);
@@ -401,10 +408,10 @@ START_TEST(test_print_agrees_with_report_at_exit)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("stats");
-    TCase *tc = tcase_create("stats");
+    TCase *tc = test_tcase(s, "stats", 0);
     tcase_add_test(tc, test_exact_counts);
     tcase_add_test(tc, test_victim_off_drops_at_one_cycle);
     tcase_add_test(tc, test_steal_counted);
@@ -413,7 +420,8 @@ int main(void)
     tcase_add_test(tc, test_report_at_exit);
     tcase_add_test(tc, test_destroy_counts_nothing);
     tcase_add_test(tc, test_victim_hit_rate);
-    tcase_add_loop_test(tc, test_print_agrees_with_report_at_exit, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    test_add_variants(tc, test_print_agrees_with_report_at_exit, report_variants);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -2,9 +2,6 @@
  * trylock, starvation mode and the misuse messages.  Threads outnumber the
  * cores on purpose: preempted holders and late wake-ups are what the slow
  * paths are for. */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* testutil.h's CPU_SET, sched_setaffinity */
 #endif
@@ -549,29 +546,25 @@ START_TEST(waitgroup_misuse)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("sync");
-    TCase *mu = tcase_create("mutex");
-    tcase_set_timeout(mu, 60); /* generous for sanitizer builds */
+    TCase *mu = test_tcase(s, "mutex", 60); /* generous for sanitizer builds */
     tcase_add_test(mu, mutex_zero_init);
     tcase_add_test(mu, mutex_trylock);
     tcase_add_test(mu, mutex_hammer);
     tcase_add_test(mu, mutex_hammer_starving);
     tcase_add_test(mu, mutex_starvation);
     tcase_add_test(mu, mutex_misuse);
-    suite_add_tcase(s, mu);
-    TCase *fairness = tcase_create("fairness");
-    tcase_set_timeout(fairness, 60); /* the test itself gives up after 10 s */
+    TCase *fairness = test_tcase(s, "fairness", 60); /* the test itself gives up after 10 s */
     tcase_add_test(fairness, mutex_fairness);
-    suite_add_tcase(s, fairness);
-    TCase *wg = tcase_create("waitgroup");
-    tcase_set_timeout(wg, 60);
+    TCase *wg = test_tcase(s, "waitgroup", 60);
     tcase_add_test(wg, waitgroup_zero_init);
     tcase_add_test(wg, waitgroup_barrier);
     tcase_add_test(wg, waitgroup_race);
     tcase_add_test(wg, waitgroup_many_waiters);
     tcase_add_test(wg, waitgroup_misuse);
-    suite_add_tcase(s, wg);
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -13,9 +13,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "pin.h"
 #include "ledger.h"
-#include "testutil.h"
+#include "internal.h"
 
 struct world {
     gcpool_t *pool;
@@ -65,15 +64,9 @@ static void *cycler(void *arg)
     return NULL;
 }
 
-/* Loop index: bit 0 the source (sim, Boehm), bit 1 the pin (lock, rseq). */
-static bool setup(int variant)
+static void start(struct world *w, const struct test_mode *mode, long max_gets, pthread_t *cyc)
 {
-    return test_use_source(variant & 1) && test_use_pin(variant >> 1);
-}
-
-static void start(struct world *w, int variant, long max_gets, pthread_t *cyc)
-{
-    ledger_init(&w->ledger, max_gets + 16, variant & 1); /* at worst every get calls new_fn */
+    ledger_init(&w->ledger, max_gets + 16, mode->boehm); /* at worst every get calls new_fn */
     /* Collections stop every thread: fewer of them under Boehm, where there
      * are thousands of threads to stop. */
     w->cycle_sleep_us = w->ledger.boehm ? 2000 : 200;
@@ -112,13 +105,14 @@ static void finish(struct world *w, pthread_t cyc, const char *what, long thread
  * next; objects outlive the threads that put them. */
 START_TEST(test_threads_that_exit)
 {
-    if (!setup(_i))
+    const struct test_mode *mode = TEST_VARIANT(test_modes);
+    if (!test_use_mode(mode))
         return;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int per_wave = (int)(2 * cores), waves = (int)scale(100);
     struct world w = {.iterations = scale(200)};
     pthread_t cyc, t[per_wave];
-    start(&w, _i, (long)waves * per_wave * w.iterations * 4, &cyc);
+    start(&w, mode, (long)waves * per_wave * w.iterations * 4, &cyc);
     for (int v = 0; v < waves; v++) {
         for (int k = 0; k < per_wave; k++)
             ck_assert_int_eq(test_thread_start(&t[k], worker, &w), 0);
@@ -132,12 +126,13 @@ END_TEST
 /* Thousands of threads started at once, then all joined; three times. */
 START_TEST(test_threads_in_bursts)
 {
-    if (!setup(_i))
+    const struct test_mode *mode = TEST_VARIANT(test_modes);
+    if (!test_use_mode(mode))
         return;
     int burst = (int)scale(2000), bursts = 3;
     struct world w = {.iterations = 10};
     pthread_t cyc, *t = calloc((size_t)burst, sizeof *t);
-    start(&w, _i, (long)bursts * burst * w.iterations * 4, &cyc);
+    start(&w, mode, (long)bursts * burst * w.iterations * 4, &cyc);
     for (int b = 0; b < bursts; b++) {
         int started = 0;
         for (; started < burst; started++)
@@ -153,13 +148,14 @@ END_TEST
 /* 64 threads for every CPU, all working at once. */
 START_TEST(test_threads_64_per_cpu)
 {
-    if (!setup(_i))
+    const struct test_mode *mode = TEST_VARIANT(test_modes);
+    if (!test_use_mode(mode))
         return;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int n = (int)(64 * cores);
     struct world w = {.iterations = scale(1000)};
     pthread_t cyc, *t = calloc((size_t)n, sizeof *t);
-    start(&w, _i, (long)n * w.iterations * 4, &cyc);
+    start(&w, mode, (long)n * w.iterations * 4, &cyc);
     for (int k = 0; k < n; k++)
         ck_assert_int_eq(test_thread_start(&t[k], worker, &w), 0);
     for (int k = 0; k < n; k++)
@@ -255,10 +251,10 @@ static void *one_cpu_signaller(void *arg)
     return NULL;
 }
 
-/* Loop index: the pin (0 lock, 1 rseq); the simulated source, no cycles. */
+/* Each pin (test_pins); the simulated source, no cycles. */
 START_TEST(test_threads_on_one_cpu)
 {
-    if (!test_use_source(0) || !test_use_pin(_i))
+    if (!test_use_source(0) || !test_use_pin(TEST_VARIANT(test_pins)->rseq))
         return;
     struct one_cpu w = {.iterations = scale(5000000)};
     int n = (int)(sizeof w.workers / sizeof w.workers[0]);
@@ -299,15 +295,15 @@ START_TEST(test_threads_on_one_cpu)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("threads");
-    TCase *tc = tcase_create("threads");
-    tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_threads_that_exit, 0, 4);
-    tcase_add_loop_test(tc, test_threads_in_bursts, 0, 4);
-    tcase_add_loop_test(tc, test_threads_64_per_cpu, 0, 4);
-    tcase_add_loop_test(tc, test_threads_on_one_cpu, 0, 2);
-    suite_add_tcase(s, tc);
-    return test_run_suite(s);
+    TCase *tc = test_tcase(s, "threads", 600);
+    test_add_variants(tc, test_threads_that_exit, test_modes);
+    test_add_variants(tc, test_threads_in_bursts, test_modes);
+    test_add_variants(tc, test_threads_64_per_cpu, test_modes);
+    test_add_variants(tc, test_threads_on_one_cpu, test_pins);
+    return s;
 }
+
+TEST_MAIN(make_suite)

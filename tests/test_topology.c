@@ -20,9 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pool.h"
-#include "testutil.h"
-#include "topology.h"
+#include "internal.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -780,16 +778,15 @@ START_TEST(info_errors)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("topology");
 
-    TCase *real = tcase_create("real machines");
+    TCase *real = test_tcase(s, "real machines", 0);
     tcase_add_loop_test(real, real_machines, 0, (int)(sizeof machines / sizeof machines[0]));
     tcase_add_test(real, smt_sibling_first);
-    suite_add_tcase(s, real);
 
-    TCase *syn = tcase_create("synthetic machines");
+    TCase *syn = test_tcase(s, "synthetic machines", 0);
     tcase_add_test(syn, synthetic_machines);
     tcase_add_test(syn, roundrobin);
     tcase_add_test(syn, singleton_default_topology);
@@ -797,21 +794,19 @@ int main(void)
     tcase_add_test(syn, numa_distances_order);
     tcase_add_test(syn, line_size_and_align);
     tcase_add_test(syn, hwloc_failure);
-    suite_add_tcase(s, syn);
 
-    TCase *here = tcase_create("this machine");
+    TCase *here = test_tcase(s, "this machine", 0);
     tcase_add_test(here, this_machine_pinned_threads);
     tcase_add_test(here, affinity_narrows_this_machine_only);
-    suite_add_tcase(s, here);
 
-    TCase *info = tcase_create("gcpool-info");
+    TCase *info = test_tcase(s, "gcpool-info", 30);
     tcase_add_test(info, info_json_this_machine);
     tcase_add_test(info, info_json_other_machine);
     tcase_add_test(info, info_text);
     tcase_add_test(info, info_cycle_source);
     tcase_add_test(info, info_errors);
-    tcase_set_timeout(info, 30);
-    suite_add_tcase(s, info);
 
-    return test_run_suite(s);
+    return s;
 }
+
+TEST_MAIN(make_suite)

@@ -1,4 +1,6 @@
-/* Shared by the Check suites: a main() that runs one suite, and small helpers. */
+/* Shared by the Check suites: the one main() that runs a suite, and small
+ * helpers.  Public API only (<gcpool.h>, the collector, libc): what a test
+ * needs from inside the library is in internal.h, the one door. */
 #ifndef GCPOOL_TESTUTIL_H
 #define GCPOOL_TESTUTIL_H
 
@@ -18,21 +20,7 @@
 #include <sched.h>
 #include <signal.h>
 
-#include "env.h"
-#include "glue.h"
-#include "pin.h"
-#include "gcpool.h"
-
-/* Sets (value non-NULL) or unsets a GCPOOL_* variable and makes the library read
- * the environment again.  Call before the first pool of the test process. */
-static inline void test_setenv(const char *name, const char *value)
-{
-    if (value)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-    gcp_env_reload();
-}
+#include <gcpool.h>
 
 /* The path of one of the real machines' topologies the tests carry
  * (tests/topologies, see its README), found through the source tree the suite
@@ -53,47 +41,6 @@ static inline const char *test_topology_path(const char *file)
 #else
 #define TEST_BOEHM_OK 1
 #endif
-
-/* Picks the cycle source for this test process: 0 sim, 1 Boehm.  Returns false
- * when Boehm cannot run here (sanitizer builds), after saying so. */
-static inline bool test_use_source(int boehm)
-{
-    if (boehm && !TEST_BOEHM_OK) {
-        fprintf(stderr, "SKIP: Boehm and the sanitizers do not mix; Boehm case skipped\n");
-        return false;
-    }
-    /* Set by quickstart's valgrind step: Boehm under valgrind is slow and noisy. */
-    const char *no_boehm = getenv("GCPOOL_TEST_NO_BOEHM");
-    if (boehm && no_boehm && *no_boehm && strcmp(no_boehm, "0") != 0) {
-        fprintf(stderr, "SKIP: GCPOOL_TEST_NO_BOEHM is set; Boehm case skipped\n");
-        return false;
-    }
-    if (boehm)
-        GC_INIT();
-    test_setenv("GCPOOL_GC", boehm ? "boehm" : "sim");
-    return true;
-}
-
-/* Picks the pin for this test process: 0 the lock pin, 1 rseq.  Returns false,
- * after saying so, when rseq is not available here. */
-static inline bool test_use_pin(int rseq)
-{
-    test_setenv("GCPOOL_PIN", rseq ? "rseq" : "lock");
-    if (rseq && strcmp(gcp_pin_name(), "rseq") != 0) {
-        printf("SKIP: rseq is not available in this process; rseq case skipped\n");
-        return false;
-    }
-    return true;
-}
-
-/* One cleanup cycle the way the source runs it: a collection under Boehm. */
-static inline void test_cycle(void)
-{
-    if (gcp_glue_source() == GCP_SOURCE_BOEHM)
-        GC_gcollect();
-    else
-        gcpool_collect();
-}
 
 /* Threads the collector knows about when it runs. */
 static inline int test_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
@@ -215,14 +162,53 @@ static inline double test_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Runs the suite; exit status 0 only when every test passed. */
+/* ---- named variants --------------------------------------------------------------
+ * A test that runs in several variants loops over a table of them: a static
+ * array of structs whose first member is `const char *name`, one row a
+ * variant, registered with test_add_variants(tc, fn, table): a loop test whose
+ * loop index picks the row, never bits of it.  Inside the test,
+ * TEST_VARIANT(table) is the row, after its name was printed, so that the log
+ * of a failure says which variant ran. */
+#define TEST_NROWS(table) ((int)(sizeof(table) / sizeof((table)[0])))
+#define test_add_variants(tc, fn, table) tcase_add_loop_test(tc, fn, 0, TEST_NROWS(table))
+#define TEST_VARIANT(table) (test_announce(#table, (table)[_i].name), &(table)[_i])
+
+static inline void test_announce(const char *table, const char *name)
+{
+    printf("variant %s: %s\n", table, name);
+    fflush(stdout); /* before an assertion or a crash ends the process */
+}
+
+/* ---- the main() of every Check program ---------------------------------------- */
+
+/* A test case added to s, with Check's timeout raised to timeout_s seconds
+ * (0: Check's default). */
+static inline TCase *test_tcase(Suite *s, const char *name, double timeout_s)
+{
+    TCase *tc = tcase_create(name);
+    if (timeout_s > 0)
+        tcase_set_timeout(tc, timeout_s);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+/* Runs the suite; exit status 0 only when every test passed.  A NULL suite
+ * means the program said why it cannot run here: 77, automake's skip. */
 static inline int test_run_suite(Suite *s)
 {
+    if (!s)
+        return 77;
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+/* TEST_MAIN(make_suite): the program's main().  make_suite() builds the suite
+ * (and does whatever the program needs first: environment, a skip); Check's
+ * own settings (CK_FORK, CK_RUN_CASE, CK_TIMEOUT_MULTIPLIER...) apply as ever. */
+#define TEST_MAIN(make_suite)                                                                      \
+    int main(void) { return test_run_suite(make_suite()); }
 
 #endif

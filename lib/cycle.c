@@ -44,6 +44,7 @@ static void run_cycle(void);
  * handler never sees the mutex ours and drain_held false. */
 static void drain_lock(void)
 {
+    GCP_ASSERT(!gcp_holds_drain() && !gcp_holds_registry()); /* the outermost lock */
     gcp_busy_enter();
     pthread_mutex_lock(&drain_mutex);
     gcp_self.drain_held = true;
@@ -52,6 +53,7 @@ static void drain_lock(void)
 
 static bool drain_trylock(void)
 {
+    GCP_ASSERT(!gcp_holds_drain() && !gcp_holds_registry());
     gcp_busy_enter();
     bool got = pthread_mutex_trylock(&drain_mutex) == 0;
     if (got)

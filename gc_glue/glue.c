@@ -10,6 +10,7 @@
 #include "glue.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "env.h"
 #include "reentry.h"

@@ -1,15 +1,69 @@
-/* Cycle sources: what runs a cleanup cycle, and the lock that orders cycles
- * against pools joining the registry.  One source is chosen when the first pool
- * is created (GCPOOL_GC=auto|boehm|sim); under auto it moves once from the
- * simulator to Boehm if the program initialises the collector later. */
+/* Cycle sources: what runs a cleanup cycle, the lock that orders cycles
+ * against pools joining the registry, and the collector's memory.  This is the
+ * one header of gc_glue/ that lib/ includes, and lib/ reaches the collector
+ * only through it (no <gc/gc.h> in lib/).
+ *
+ * Each source is an operations table (struct gcp_glue_ops) that its own file
+ * defines: gc_glue/boehm.c the Boehm collector's, gc_glue/sim.c the
+ * simulator's.  gc_glue/glue.c chooses one when the first pool is created
+ * (GCPOOL_GC=auto|boehm|sim); under auto it moves once from the simulator to
+ * Boehm if the program initialises the collector later (gcp_glue_refresh).
+ * The sources know nothing of lib/: the cycle's entry points are handed to
+ * install (as Go's sync hands poolCleanup to runtime_registerPoolCleanup). */
 #ifndef GCPOOL_GLUE_H
 #define GCPOOL_GLUE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum gcp_source { GCP_SOURCE_NONE, GCP_SOURCE_BOEHM, GCP_SOURCE_SIM };
 
-/* The source in force, choosing it on first call. */
+/* The collector's memory.  Whatever the source: under the simulator a pool may
+ * still be given the collector's objects (mem.h), so both tables point at the
+ * same one, gc_glue/boehm.c's.  Every call may run in a user thread only,
+ * never inside the collector. */
+struct gcp_glue_mem {
+    void *(*alloc_untraced)(size_t);     /* scanned, freed only by free: GC_MALLOC_UNCOLLECTABLE */
+    void *(*alloc_traced)(size_t);       /* scanned, reclaimed when unreachable: GC_MALLOC */
+    void *(*alloc_pointer_free)(size_t); /* never scanned, reclaimed: GC_MALLOC_ATOMIC */
+    void (*free)(void *);                /* GC_FREE */
+    bool (*is_collectors)(const void *); /* p is in the collector's heap: GC_base; never initialises */
+    bool (*initialised)(void);           /* the collector is initialised: GC_is_init_called */
+};
+
+/* What a source runs: lib/cycle.c's entry points, given to install. */
+struct gcp_glue_cycle {
+    void (*in_collector)(void); /* one cycle from the collector, its lock held */
+    void (*try_run)(void);      /* one cycle from a slow path, unless one is running */
+};
+
+struct gcp_glue_ops {
+    enum gcp_source kind;
+    /* Binds cycles to the source, once; false when it cannot. */
+    bool (*install)(const struct gcp_glue_cycle *cycle);
+    /* Runs fn(arg) holding the source's own lock, registry_mutex being held
+     * already (gcp_glue_locked): Boehm's allocation lock, none for the sim. */
+    void (*locked)(void (*fn)(void *), void *arg);
+    /* fn under locked() counts as inside the collector: no free_fn, no allocation. */
+    bool locked_in_collector;
+    void (*poll)(void);       /* a slow path: checks a time policy */
+    void (*new_called)(void); /* a get called new_fn */
+    void (*cycle_done)(void); /* a cycle ran, whatever its source */
+    const struct gcp_glue_mem *mem;
+};
+
+extern const struct gcp_glue_mem gcp_glue_collector_mem; /* gc_glue/boehm.c */
+extern const struct gcp_glue_ops gcp_glue_boehm; /* gc_glue/boehm.c */
+extern const struct gcp_glue_ops gcp_glue_sim;   /* gc_glue/sim.c */
+
+/* lib/cycle.c's entry points, the only names of lib/ the glue uses (glue.c
+ * gives them to install; the sources never call lib/ directly). */
+void gcp_cycle_in_collector(void);
+void gcp_cycle_try(void);
+
+/* The source's table in force, choosing it on first call. */
+const struct gcp_glue_ops *gcp_glue(void);
+/* Its kind. */
 enum gcp_source gcp_glue_source(void);
 /* Under GCPOOL_GC=auto, moves the source from the simulator to Boehm if the
  * collector has been initialised since it was chosen (a late GC_INIT(), or
@@ -21,17 +75,27 @@ enum gcp_source gcp_glue_refresh(void);
  * its storage in collector memory (mem.h): under Boehm always (refreshed
  * first), under the simulator when first_obj is the collector's. */
 bool gcp_glue_collector_storage(const void *first_obj);
+/* The collector's memory, without choosing a source (so never initialising
+ * the collector). */
+const struct gcp_glue_mem *gcp_glue_memory(void);
 
-/* Runs fn(arg) holding the registry lock: Boehm's allocation lock under Boehm
- * (so the collector's callback sees a still list), a mutex otherwise.
- * fn must not allocate. */
+/* Runs fn(arg) holding the registry lock: registry_mutex, and within it the
+ * source's lock (Boehm's allocation lock under Boehm, so the collector's
+ * callback sees a still list).  fn must not allocate. */
 void gcp_glue_locked(void (*fn)(void *), void *arg);
+/* Takes (true) or releases (false) registry_mutex alone: the fork handlers. */
+void gcp_glue_registry_hold(bool take);
+/* Whether this thread holds the registry lock: inside gcp_glue_locked or the
+ * fork handlers' hold, or inside the collector's callback (whose lock is the
+ * registry lock under Boehm).  For assertions (lockorder.h). */
+bool gcp_glue_holds_registry(void);
+/* gc_glue/ only: the collector's callback marks this thread inside it;
+ * GC_INIT() for GCPOOL_GC=boehm before the program initialised it. */
+void gcp_glue_mark_registry(bool held);
+void gcp_glue_boehm_init(void);
 
-/* gc_glue/boehm.c: installs the collection callback (chaining the previous one). */
-bool gcp_boehm_install(void);
-/* gc_glue/sim.c: the simulated collector's policy, checked on slow paths. */
-void gcp_sim_new_called(void);   /* a get called new_fn */
-void gcp_sim_poll(void);         /* a slow path: checks the interval policy */
-void gcp_sim_cycle_done(void);   /* a cycle ran, whatever its source: restart the policies */
+/* The slow-path hooks of the source in force. */
+void gcp_glue_poll(void);
+void gcp_glue_new_called(void);
 
 #endif

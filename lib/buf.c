@@ -40,8 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <gc/gc.h>
-
 #include "debug.h"
 #include "env.h"
 #include "glue.h"
@@ -62,7 +60,7 @@ _Static_assert(GCPOOL_BUF_CLASSES_MAX >= 27, "room for every class from 16 B to 
 
 static void *gc_alloc_atomic(size_t size)
 {
-    return GC_MALLOC_ATOMIC(size); /* a macro: GC_debug_malloc_atomic under GC_DEBUG */
+    return gcp_glue_memory()->alloc_pointer_free(size); /* GC_MALLOC_ATOMIC (gc_glue/boehm.c) */
 }
 
 void *(*gcp_buf_sys_alloc)(size_t) = malloc;

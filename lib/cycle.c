@@ -4,7 +4,7 @@
  * the locals become the victim, and the array dropped last time (drained since)
  * becomes the locals.  A pool unused for two cycles therefore holds nothing.
  *
- * Locks, outermost first:
+ * Locks, outermost first (lockorder.h has the whole table):
  *   drain_mutex     serialises cycles' drains with gcpool_destroy and reports, so
  *                   a pool is not freed while a drain walks it;
  *   registry lock   orders rotations against pools joining or leaving the
@@ -25,119 +25,16 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include <gc/gc.h>
-
-#include "env.h"
 #include "glue.h"
-#include "mem.h"
+#include "lockorder.h"
 #include "pin.h"
 #include "reentry.h"
 #include "stats.h"
 
 static struct gcpool *_Atomic registry; /* newest first */
-static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t drain_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t cycles;
 static _Atomic bool drains_pending; /* some pool's drp waits for free_fn */
-
-/* ---- the cycle source ------------------------------------------------------
- * Chosen once, when the first pool is created.  Under GCPOOL_GC=auto a program
- * may initialise the collector only after that (GC_INIT() late, or never and
- * bdwgc starts itself at the first GC_MALLOC): then the source moves from the
- * simulator to Boehm, once and for good, the next time a pool is created or
- * set up (gcp_glue_refresh).  Pools set up before keep their storage (mem.h):
- * malloc'd, right for the malloc'd objects they were given; one that is later
- * given the collector's objects stops caching (pool.c, stop_caching). */
-
-/* NONE until chosen.  Relaxed: it changes only under registry_mutex (or in the
- * once below, before any pool exists), and is read under that mutex wherever
- * the answer decides a lock (gcp_glue_locked, the cycle); elsewhere a stale
- * SIM only lets a simulated policy run once more. */
-static _Atomic enum gcp_source source;
-static bool source_auto; /* GCPOOL_GC=auto: set in the once */
-static pthread_once_t source_once = PTHREAD_ONCE_INIT;
-
-/* Binds cycles to the collector.  The source is stored before the callback
- * exists, so a collection never runs while the simulator is in force; when
- * called late, registry_mutex is held, so no registry change is in flight and
- * every later one reads Boehm and takes the collector's lock too. */
-static void bind_to_boehm(void)
-{
-    atomic_store_explicit(&source, GCP_SOURCE_BOEHM, memory_order_relaxed);
-    if (!gcp_boehm_install())
-        atomic_store_explicit(&source, GCP_SOURCE_SIM, memory_order_relaxed);
-}
-
-static void choose_source(void)
-{
-    long want = gcp_env_long(GCP_ENV_GC);
-    source_auto = want == GCP_GC_AUTO;
-    if (want == GCP_GC_BOEHM && !GC_is_init_called())
-        GC_INIT(); /* asked for Boehm before the program initialised it */
-    if (want == GCP_GC_BOEHM || (want == GCP_GC_AUTO && GC_is_init_called()))
-        bind_to_boehm(); /* no lock: the first pool is not in the registry yet */
-    else
-        atomic_store_explicit(&source, GCP_SOURCE_SIM, memory_order_relaxed);
-}
-
-enum gcp_source gcp_glue_source(void)
-{
-    pthread_once(&source_once, choose_source);
-    return atomic_load_explicit(&source, memory_order_relaxed);
-}
-
-enum gcp_source gcp_glue_refresh(void)
-{
-    enum gcp_source s = gcp_glue_source();
-    if (s != GCP_SOURCE_SIM || !source_auto || !GC_is_init_called())
-        return s;
-    gcp_busy_enter(); /* a library mutex (reentry.h) */
-    pthread_mutex_lock(&registry_mutex);
-    if (atomic_load_explicit(&source, memory_order_relaxed) == GCP_SOURCE_SIM)
-        bind_to_boehm();
-    s = atomic_load_explicit(&source, memory_order_relaxed);
-    pthread_mutex_unlock(&registry_mutex);
-    gcp_busy_leave();
-    return s;
-}
-
-bool gcp_glue_collector_storage(const void *first_obj)
-{
-    /* Under Boehm, always: a pool may be given the collector's objects at any
-     * time.  Under the simulator only for the collector's objects: malloc'd
-     * ones need none of it, and a thread the collector does not know must not
-     * allocate from it. */
-    return gcp_glue_refresh() == GCP_SOURCE_BOEHM || gcp_mem_is_collectors(first_obj);
-}
-
-struct locked_call {
-    void (*fn)(void *);
-    void *arg;
-};
-
-static void *call_locked(void *c)
-{
-    struct locked_call *call = c;
-    call->fn(call->arg);
-    return NULL;
-}
-
-void gcp_glue_locked(void (*fn)(void *), void *arg)
-{
-    /* registry_mutex always: the fork handlers hold it to keep the registry
-     * still.  Under Boehm the collector's lock too, since the collector's
-     * callback walks the registry holding only that one. */
-    gcp_busy_enter();
-    pthread_mutex_lock(&registry_mutex);
-    if (gcp_glue_source() == GCP_SOURCE_BOEHM) {
-        struct locked_call call = {fn, arg};
-        GC_call_with_alloc_lock(call_locked, &call);
-    } else {
-        fn(arg);
-    }
-    pthread_mutex_unlock(&registry_mutex);
-    gcp_busy_leave();
-}
 
 /* ---- drain_mutex, and who holds it ------------------------------------------ */
 
@@ -147,6 +44,7 @@ static void run_cycle(void);
  * handler never sees the mutex ours and drain_held false. */
 static void drain_lock(void)
 {
+    GCP_ASSERT(!gcp_holds_drain() && !gcp_holds_registry()); /* the outermost lock */
     gcp_busy_enter();
     pthread_mutex_lock(&drain_mutex);
     gcp_self.drain_held = true;
@@ -155,6 +53,7 @@ static void drain_lock(void)
 
 static bool drain_trylock(void)
 {
+    GCP_ASSERT(!gcp_holds_drain() && !gcp_holds_registry());
     gcp_busy_enter();
     bool got = pthread_mutex_trylock(&drain_mutex) == 0;
     if (got)
@@ -191,6 +90,7 @@ static void drain_unlock(void)
 static void link_pool(void *arg)
 {
     struct gcpool *p = arg;
+    GCP_ASSERT(gcp_holds_registry());
     atomic_store_explicit(&p->next_pool, atomic_load_explicit(&registry, memory_order_relaxed),
                           memory_order_relaxed);
     /* Release: a drain walking the registry without the lock sees p's fields. */
@@ -200,6 +100,7 @@ static void link_pool(void *arg)
 static void unlink_pool(void *arg)
 {
     struct gcpool *p = arg;
+    GCP_ASSERT(gcp_holds_drain() && gcp_holds_registry());
     struct gcpool *_Atomic *link = &registry;
     for (struct gcpool *q; (q = atomic_load_explicit(link, memory_order_relaxed)); link = &q->next_pool) {
         if (q == p) {
@@ -247,6 +148,7 @@ void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg)
 /* Rotates one pool's roles.  Registry lock held; may run inside the collector. */
 static void rotate(struct gcpool *p, struct gcp_locals *cur)
 {
+    GCP_ASSERT(gcp_holds_registry());
     struct gcp_locals *vic = atomic_load_explicit(&p->vic, memory_order_relaxed);
     struct gcp_locals *drp = atomic_load_explicit(&p->drp, memory_order_relaxed);
     /* Threads that loaded a role before these stores may go on using that
@@ -294,6 +196,7 @@ static void drop_or_defer(struct gcpool *p, bool in_collector)
 /* The cycle proper.  Registry lock held (in_collector: the collector's). */
 static void rotate_all(void *in_collector)
 {
+    GCP_ASSERT(gcp_holds_registry());
     struct gcpool *first = atomic_load_explicit(&registry, memory_order_relaxed);
     for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed)) {
         /* Acquire: pairs with first use's release of cur, so that a pool set
@@ -311,7 +214,7 @@ static void rotate_all(void *in_collector)
         if (p->rotated)
             drop_or_defer(p, in_collector != NULL);
     atomic_fetch_add_explicit(&cycles, 1, memory_order_relaxed);
-    gcp_sim_cycle_done();
+    gcp_glue()->cycle_done();
 }
 
 static void drain_one(struct gcpool *p, void *unused)
@@ -333,6 +236,7 @@ static void drain_one(struct gcpool *p, void *unused)
  * one being drained): p's next link is read after drain_one returns. */
 static void drain_pending_locked(void)
 {
+    GCP_ASSERT(gcp_holds_drain());
     atomic_store_explicit(&drains_pending, false, memory_order_relaxed);
     for (struct gcpool *p = atomic_load_explicit(&registry, memory_order_acquire); p;
          p = atomic_load_explicit(&p->next_pool, memory_order_acquire))
@@ -367,12 +271,13 @@ void gcp_cycle_in_collector(void)
 static void rotate_all_locked(void *unused)
 {
     (void)unused;
-    bool boehm = atomic_load_explicit(&source, memory_order_relaxed) == GCP_SOURCE_BOEHM;
-    rotate_all(boehm ? (void *)1 : NULL);
+    rotate_all(gcp_glue()->locked_in_collector ? (void *)1 : NULL);
 }
 
+/* drain_mutex held. */
 static void run_cycle(void)
 {
+    GCP_ASSERT(gcp_holds_drain());
     gcp_glue_locked(rotate_all_locked, NULL);
     drain_pending_locked();
 }
@@ -473,7 +378,7 @@ static void fork_prepare(void)
     fork_took_drain = !gcp_self.drain_held;
     if (fork_took_drain)
         pthread_mutex_lock(&drain_mutex);
-    pthread_mutex_lock(&registry_mutex);
+    gcp_glue_registry_hold(true);
     each_lock(TAKE);
     gcp_stats_fork_lock(true);
 }
@@ -482,7 +387,7 @@ static void fork_parent(void)
 {
     gcp_stats_fork_lock(false);
     each_lock(RELEASE);
-    pthread_mutex_unlock(&registry_mutex);
+    gcp_glue_registry_hold(false);
     if (fork_took_drain)
         pthread_mutex_unlock(&drain_mutex);
 }
@@ -495,7 +400,7 @@ static void fork_child(void)
      * (reentry.h), which their unlock would have closed; a reset does not
      * unlock, so the count goes back to what it was before the fork. */
     gcp_self.busy = fork_busy;
-    pthread_mutex_unlock(&registry_mutex);
+    gcp_glue_registry_hold(false);
     if (fork_took_drain) /* else the child's one thread is still inside its drain */
         pthread_mutex_unlock(&drain_mutex);
     gcp_pin_after_fork(); /* the child is a new process for membarrier */

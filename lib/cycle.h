@@ -11,11 +11,10 @@ void gcp_cycle_init(void);
 void gcp_cycle_register(struct gcpool *p);
 /* Removes a pool; waits for a cycle's drains in progress. */
 void gcp_cycle_unregister(struct gcpool *p);
-/* Runs one cycle from inside the collector (Boehm's callback, allocation lock
- * held): no allocation, no free_fn. */
-void gcp_cycle_in_collector(void);
-/* Runs one cycle unless one is already running (the simulated policies). */
-void gcp_cycle_try(void);
+/* gcp_cycle_in_collector (one cycle from inside the collector, its lock held:
+ * no allocation, no free_fn) and gcp_cycle_try (one cycle unless one is
+ * running: the simulated policies) are declared in glue.h, which hands them
+ * to the sources at install. */
 /* Hands to free_fn what cycles inside the collector had to leave behind. */
 void gcp_cycle_drain_pending(void);
 /* Calls fn for every registered pool, pools held still (no destroy meanwhile). */

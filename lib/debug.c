@@ -47,9 +47,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <gc/gc.h>
-
 #include "env.h"
+#include "glue.h"
 #include "mem.h"
 #include "reentry.h"
 #include "report.h"
@@ -196,7 +195,7 @@ static void *copy_alloc(const void *obj, size_t size)
 {
     if (size < sizeof(void *))
         size = sizeof(void *);
-    return gcp_mem_is_collectors(obj) ? GC_MALLOC_UNCOLLECTABLE(size) : malloc(size);
+    return gcp_mem_is_collectors(obj) ? gcp_glue_memory()->alloc_untraced(size) : malloc(size);
 }
 
 static void copy_free(void *saved)
@@ -204,7 +203,7 @@ static void copy_free(void *saved)
     if (!saved)
         return;
     if (gcp_mem_is_collectors(saved))
-        GC_FREE(saved);
+        gcp_glue_memory()->free(saved);
     else
         free(saved);
 }
@@ -213,7 +212,7 @@ static void copy_free(void *saved)
  * put and get hooks and from destroy, which run in user threads. */
 static void bury_dead(void)
 {
-    if (!GC_is_init_called())
+    if (!gcp_glue_memory()->initialised())
         return; /* no collector, no collector copies */
     for (int k = 0; k < SHARDS; k++) {
         struct shard *s = &shards[k];
@@ -226,7 +225,7 @@ static void bury_dead(void)
         pthread_mutex_unlock(&s->lock);
         while (dead) {
             void *next = *(void **)dead;
-            GC_FREE(dead);
+            gcp_glue_memory()->free(dead);
             dead = next;
         }
     }
@@ -299,14 +298,15 @@ struct gcp_debug_held {
  * the node is then what keeps obj alive. */
 static struct gcp_debug_held *held_alloc(const void *obj)
 {
-    return gcp_mem_is_collectors(obj) ? GC_MALLOC_UNCOLLECTABLE(sizeof(struct gcp_debug_held))
-                                      : malloc(sizeof(struct gcp_debug_held));
+    return gcp_mem_is_collectors(obj)
+               ? gcp_glue_memory()->alloc_untraced(sizeof(struct gcp_debug_held))
+               : malloc(sizeof(struct gcp_debug_held));
 }
 
 static void held_free(struct gcp_debug_held *h)
 {
     if (gcp_mem_is_collectors(h))
-        GC_FREE(h); /* never inside the collector: releases run in user threads */
+        gcp_glue_memory()->free(h); /* never inside the collector: releases run in user threads */
     else
         free(h);
 }

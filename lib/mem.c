@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <gc/gc.h>
-
+#include "glue.h"
 #include "reentry.h"
 
 /* Test hook state.  Relaxed: tests set it from one thread before the scenario. */
@@ -27,7 +26,7 @@ void *gcp_mem_alloc(bool collector, size_t size)
     void *p = NULL;
     gcp_busy_enter();
     if (!should_fail())
-        p = collector ? GC_MALLOC_UNCOLLECTABLE(size) : calloc(1, size);
+        p = collector ? gcp_glue_memory()->alloc_untraced(size) : calloc(1, size);
     gcp_busy_leave();
     if (!p)
         errno = ENOMEM;
@@ -36,7 +35,7 @@ void *gcp_mem_alloc(bool collector, size_t size)
 
 bool gcp_mem_is_collectors(const void *p)
 {
-    return p && GC_base((void *)p) != NULL;
+    return gcp_glue_memory()->is_collectors(p);
 }
 
 void gcp_mem_free(void *p)
@@ -45,7 +44,7 @@ void gcp_mem_free(void *p)
         return;
     gcp_busy_enter();
     if (gcp_mem_is_collectors(p))
-        GC_FREE(p);
+        gcp_glue_memory()->free(p);
     else
         free(p);
     gcp_busy_leave();
@@ -56,7 +55,7 @@ void *gcp_mem_alloc_traced(bool collector, size_t size)
     void *p = NULL;
     gcp_busy_enter();
     if (!should_fail())
-        p = collector ? GC_MALLOC(size) : calloc(1, size);
+        p = collector ? gcp_glue_memory()->alloc_traced(size) : calloc(1, size);
     gcp_busy_leave();
     if (!p)
         errno = ENOMEM;

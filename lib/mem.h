@@ -6,7 +6,8 @@
  * collector, and its threads, which the collector does not know, never
  * allocate from it.  Which kind a pool needs is decided once, at its first use
  * (gcp_glue_collector_storage); a block then tells its own kind (the collector
- * knows its blocks), so frees need not be told.  Every allocation can be made
+ * knows its blocks), so frees need not be told.  The collector is reached
+ * through gc_glue's memory table (glue.h), never directly.  Every allocation can be made
  * to fail, for tests. */
 #ifndef GCPOOL_MEM_H
 #define GCPOOL_MEM_H

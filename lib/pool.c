@@ -16,6 +16,7 @@
 #include "env.h"
 #include "locked.h"
 #include "glue.h"
+#include "lockorder.h"
 #include "mem.h"
 #include "pin.h"
 #include "reentry.h"
@@ -241,6 +242,7 @@ static bool hidden_from_collector(const struct gcpool *p, const void *obj)
 static void empty_roles(void *pool)
 {
     struct gcpool *p = pool;
+    GCP_ASSERT(gcp_holds_registry());
     atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
     /* Release: whoever loads this NULL sees uncached set (first use, stats). */
     atomic_store_explicit(&p->cur, NULL, memory_order_release);
@@ -296,10 +298,10 @@ static void *call_new(struct gcpool *p)
  * policies are checked here. */
 static void *miss_new(struct gcpool *p)
 {
-    gcp_sim_poll();
+    gcp_glue_poll();
     if (!p->new_fn)
         return NULL;
-    gcp_sim_new_called();
+    gcp_glue_new_called();
     return call_new(p);
 }
 
@@ -660,7 +662,7 @@ static void put_grow(struct gcpool *p, void *obj, uint32_t want)
     gcp_frame_enter(&f, p);
     /* A slow path: a program that only puts hands deferred drops over here. */
     gcp_cycle_drain_pending();
-    gcp_sim_poll();
+    gcp_glue_poll();
     struct gcp_locals *a = current_array(p, obj);
     if (a && hidden_from_collector(p, obj)) {
         stop_caching(p, obj);

@@ -112,7 +112,7 @@ static void registry_unlock(void)
 
 void gcp_glue_registry_hold(bool take)
 {
-    /* No busy section: the fork handlers account for it themselves (cycle.c). */
+    /* No busy section: the fork handlers account for it themselves (lib/fork.c). */
     if (take) {
         pthread_mutex_lock(&registry_mutex);
         registry_held = true;

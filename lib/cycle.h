@@ -5,8 +5,6 @@
 #include <stdbool.h>
 #include "pool.h"
 
-/* Installs the fork handlers, once. */
-void gcp_cycle_init(void);
 /* Adds a new pool (cycles skip it until its first use sets up its arrays). */
 void gcp_cycle_register(struct gcpool *p);
 /* Removes a pool; waits for a cycle's drains in progress. */
@@ -17,6 +15,12 @@ void gcp_cycle_unregister(struct gcpool *p);
  * to the sources at install. */
 /* Hands to free_fn what cycles inside the collector had to leave behind. */
 void gcp_cycle_drain_pending(void);
+/* For the fork handlers (fork.c) only, which take every lock in order:
+ * takes (true) or releases (false) drain_mutex with none of the bookkeeping
+ * of a drain, and reads the registry's newest pool (then p->next_pool),
+ * the registry lock being held. */
+void gcp_cycle_fork_hold(bool take);
+struct gcpool *gcp_cycle_first_pool(void);
 /* Calls fn for every registered pool, pools held still (no destroy meanwhile). */
 void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg);
 

@@ -660,37 +660,25 @@ void gcp_debug_keep_shell(void *shell, void (*release)(void *))
     gcp_busy_leave();
 }
 
-/* ---- fork ----------------------------------------------------------------------
- * A child must not inherit a shard locked by a thread it does not have.  The
- * shard locks are leaves, so they are taken last: our prepare handler must run
- * after the pools' (cycle.c) and the collector's, which take the locks a
- * dropping thread may hold while it waits for a shard.  Prepare handlers run in
- * reverse order of registration, so ours are registered first, when the
- * library is loaded, before any pool or GC_INIT registers theirs. */
+/* ---- fork (fork.c says when) ------------------------------------------------------ */
 
-static void fork_prepare(void)
+void gcp_debug_fork_lock(bool take)
 {
-    pthread_mutex_lock(&shells_lock);
-    for (int k = 0; k < SHARDS; k++)
-        pthread_mutex_lock(&shards[k].lock);
+    if (take) {
+        pthread_mutex_lock(&shells_lock);
+        for (int k = 0; k < SHARDS; k++)
+            pthread_mutex_lock(&shards[k].lock);
+    } else {
+        for (int k = SHARDS - 1; k >= 0; k--)
+            pthread_mutex_unlock(&shards[k].lock);
+        pthread_mutex_unlock(&shells_lock);
+    }
 }
 
-static void fork_parent(void)
+void gcp_debug_fork_child(void)
 {
-    for (int k = SHARDS - 1; k >= 0; k--)
-        pthread_mutex_unlock(&shards[k].lock);
-    pthread_mutex_unlock(&shells_lock);
-}
-
-static void fork_child(void)
-{
-    fork_generation++;
-    fork_parent();
-}
-
-__attribute__((constructor)) static void install_fork_handlers(void)
-{
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    fork_generation++; /* objects the parent's other threads held are gone for us */
+    gcp_debug_fork_lock(false);
 }
 
 /* ---- test hooks ------------------------------------------------------------------ */

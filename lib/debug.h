@@ -18,6 +18,11 @@
 extern bool gcp_debug; /* GCPOOL_DEBUG, read at the first pool */
 
 void gcp_debug_init(void);
+/* fork.c's checked-mode handlers: every shard's lock taken (true) or released
+ * (false); in the child, released with the objects out before the fork
+ * marked as no longer anyone's. */
+void gcp_debug_fork_lock(bool take);
+void gcp_debug_fork_child(void);
 
 enum gcp_debug_verdict {
     GCP_DEBUG_CACHE,     /* cache it as usual */

@@ -20,7 +20,7 @@
  *   6 a locked queue's mutex   lib/locked.c     within the local's pin
  *   7 the statistics' list     lib/stats.c      a leaf (retired pools)
  *   8 checked mode's shells,   lib/debug.c      leaves: nothing is taken within them; their
- *     then its shards                           fork handler runs last (debug.c says how)
+ *     then its shards                           fork handler runs last (lib/fork.c says why)
  *
  * The held flags are per thread, set after the lock is taken and cleared
  * before it is let go.  GCP_ASSERT is active in checked builds (GCP_DEBUG:

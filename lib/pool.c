@@ -14,6 +14,7 @@
 #include "cycle.h"
 #include "debug.h"
 #include "env.h"
+#include "fork.h"
 #include "locked.h"
 #include "glue.h"
 #include "lockorder.h"
@@ -140,7 +141,7 @@ static gcpool_t *create(const gcpool_options_t *opts)
     gcp_glue_refresh();
     gcp_topology();
     gcp_pin_init();
-    gcp_cycle_init();
+    gcp_fork_init();
     gcp_debug_init();
     gcp_stats_at_exit();
     __atomic_store_n(&gcpool_fastpath_v2.on, gcp_pin_rseq && !gcp_debug, __ATOMIC_RELAXED);

@@ -1,5 +1,5 @@
 /* Fork: a child forked while other threads get, put, run cycles and create
- * pools can use every pool (pthread_atfork handling in cycle.c, pin.c and
+ * pools can use every pool (pthread_atfork handling in lib/fork.c, with pin.c and
  * debug.c): it gets and puts on each, runs cycles, prints statistics, uses
  * the pools from threads of its own, creates and destroys pools.  A lock left
  * held by a thread the child does not have would hang it: each child has an

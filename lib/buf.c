@@ -269,8 +269,9 @@ static bool set_up(gcpool_bufpool_t *bp, const gcpool_bufpool_options_t *opts, s
     bp->zero = opts->zero != 0;
     /* The first gcpool_create would choose the source (or move it to Boehm,
      * the collector having turned up since); do it now, so that the allocator
-     * and the pools agree. */
-    bp->boehm = gcp_glue_refresh() == GCP_SOURCE_BOEHM;
+     * and the pools agree: buffers come from the collector exactly when a
+     * pool with no object yet would keep its storage there. */
+    bp->boehm = gcp_glue_collector_storage(NULL);
     bp->topo = gcp_topology();
 
     size_t align = bp->topo->local_align;

@@ -9,7 +9,7 @@
  * simulator's table shares: the only place of the library that calls it. */
 #include <gc/gc.h>
 
-#include "glue.h"
+#include "gc_glue/glue.h"
 
 /* The callback the program had installed before us, still called. */
 static GC_on_collection_event_proc previous;

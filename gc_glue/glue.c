@@ -7,13 +7,13 @@
  * set up (gcp_glue_refresh).  Pools set up before keep their storage (mem.h):
  * malloc'd, right for the malloc'd objects they were given; one that is later
  * given the collector's objects stops caching (pool.c, stop_caching). */
-#include "glue.h"
+#include "gc_glue/glue.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "env.h"
-#include "reentry.h"
+#include "lib/env.h"
+#include "lib/reentry.h"
 
 /* NULL until chosen.  Relaxed: it changes only under registry_mutex (or in the
  * once below, before any pool exists), and is read under that mutex wherever

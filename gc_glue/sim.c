@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "env.h"
-#include "glue.h"
+#include "gc_glue/glue.h"
+#include "lib/env.h"
 
 static _Atomic uint64_t news_since_cycle;
 static _Atomic uint64_t last_cycle_ms;

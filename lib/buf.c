@@ -40,13 +40,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "debug.h"
-#include "env.h"
-#include "glue.h"
-#include "pin.h"
-#include "reentry.h"
-#include "report.h"
-#include "topology.h"
+#include "gc_glue/glue.h"
+#include "lib/debug.h"
+#include "lib/env.h"
+#include "lib/pin.h"
+#include "lib/reentry.h"
+#include "lib/report.h"
+#include "topology/topology.h"
 
 /* Class limits as the environment table declares them (lib/env.c). */
 _Static_assert(GCPOOL_BUF_MIN_LIMIT == 16 && GCPOOL_BUF_MAX_LIMIT == (size_t)1 << 30,

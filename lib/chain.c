@@ -1,6 +1,6 @@
 /* A chain of rings: Go's poolChain, with rings named by index so that they can
  * be reused instead of freed (ring.h says why). */
-#include "ring.h"
+#include "lib/ring.h"
 
 static inline uint64_t tail_word(uint32_t version, uint32_t index)
 {

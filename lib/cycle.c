@@ -20,16 +20,16 @@
  * free_fn, between two of its steps, and neither disturbs it (gcpool_destroy
  * refuses the pool whose objects the drain is handing out, reentry.h).
  */
-#include "cycle.h"
+#include "lib/cycle.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "glue.h"
-#include "lockorder.h"
-#include "pin.h"
-#include "reentry.h"
-#include "stats.h"
+#include "gc_glue/glue.h"
+#include "lib/lockorder.h"
+#include "lib/pin.h"
+#include "lib/reentry.h"
+#include "lib/stats.h"
 
 static struct gcpool *_Atomic registry; /* newest first */
 static pthread_mutex_t drain_mutex = PTHREAD_MUTEX_INITIALIZER;

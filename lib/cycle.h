@@ -3,7 +3,7 @@
 #define GCPOOL_CYCLE_H
 
 #include <stdbool.h>
-#include "pool.h"
+#include "lib/pool.h"
 
 /* Adds a new pool (cycles skip it until its first use sets up its arrays). */
 void gcp_cycle_register(struct gcpool *p);

@@ -37,7 +37,7 @@
  * take them all after every other lock of the pools (fork_prepare below).
  * The bookkeeping itself is plain malloc: it must not keep objects alive, and
  * malloc takes no collector lock. */
-#include "debug.h"
+#include "lib/debug.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -47,11 +47,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "env.h"
-#include "glue.h"
-#include "mem.h"
-#include "reentry.h"
-#include "report.h"
+#include "gc_glue/glue.h"
+#include "lib/env.h"
+#include "lib/mem.h"
+#include "lib/reentry.h"
+#include "lib/report.h"
 
 /* A power of two.  Few enough that fork_prepare, which holds them all at once,
  * stays under ThreadSanitizer's limit of 64 locks held by one thread. */

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pool.h"
+#include "lib/pool.h"
 
 extern bool gcp_debug; /* GCPOOL_DEBUG, read at the first pool */
 

@@ -7,8 +7,8 @@
 #ifndef _GNU_SOURCE /* config.h, forced in by the build, defines it */
 #define _GNU_SOURCE       /* secure_getenv, environ */
 #endif
-#include "env.h"
-#include "report.h"
+#include "lib/env.h"
+#include "lib/report.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -27,19 +27,19 @@
  * leaves a thread may wait for while it holds the collector's lock (a drop
  * inside a collection), so theirs must run after the collector's: they are
  * registered when the library is loaded, before anything else. */
-#include "fork.h"
+#include "lib/fork.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "cycle.h"
-#include "debug.h"
-#include "glue.h"
-#include "pin.h"
-#include "pool.h"
-#include "reentry.h"
-#include "stats.h"
+#include "gc_glue/glue.h"
+#include "lib/cycle.h"
+#include "lib/debug.h"
+#include "lib/pin.h"
+#include "lib/pool.h"
+#include "lib/reentry.h"
+#include "lib/stats.h"
 
 enum fork_step { TAKE, RELEASE, RESET };
 

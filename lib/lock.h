@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "futex.h"
-#include "reentry.h"
+#include "lib/futex.h"
+#include "lib/reentry.h"
 
 typedef struct { uint32_t word; } gcp_lock_t; /* GCP_FUTEX_*: free, held, sleepers */
 

@@ -1,10 +1,10 @@
 /* Go 1.12's shared queue: see locked.h. */
-#include "locked.h"
+#include "lib/locked.h"
 
 #include <string.h>
 
-#include "mem.h"
-#include "reentry.h"
+#include "lib/mem.h"
+#include "lib/reentry.h"
 
 /* Copies the queue into a bigger array one word at a time, through volatile
  * so that the compiler cannot turn it into memcpy or vector moves.  memcpy

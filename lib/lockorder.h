@@ -33,8 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "glue.h"
-#include "reentry.h"
+#include "gc_glue/glue.h"
+#include "lib/reentry.h"
 
 #ifdef GCP_DEBUG
 #define GCP_ASSERT(cond)                                                                      \

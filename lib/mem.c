@@ -1,13 +1,13 @@
 /* The pool's own memory; see mem.h. */
-#include "mem.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "glue.h"
-#include "reentry.h"
+#include "gc_glue/glue.h"
+#include "lib/reentry.h"
 
 /* Test hook state.  Relaxed: tests set it from one thread before the scenario. */
 static _Atomic long fail_at, allocations;

@@ -1,7 +1,7 @@
 /* Pinning: the choice of method, the lock pin's private-slot operations, and
  * the fence a cycle needs under rseq.  The sequences themselves are inline in
  * gcpool/fastpath.h (pin.h wraps them), on the hot path. */
-#include "pin.h"
+#include "lib/pin.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -13,8 +13,8 @@
 #define GCP_HAVE_MEMBARRIER 1
 #endif
 
-#include "env.h"
-#include "report.h"
+#include "lib/env.h"
+#include "lib/report.h"
 
 bool gcp_pin_rseq;
 

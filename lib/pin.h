@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "pool.h"
-#include "topology.h"
+#include "lib/pool.h"
+#include "topology/topology.h"
 
 #if __has_include(<sys/rseq.h>)
 #include <sys/rseq.h>

@@ -4,26 +4,26 @@
  *       order) -> victim private -> victim shared -> new_fn.
  * Put:  own private -> own shared head (a new ring when the head is full).
  */
-#include "pool.h"
+#include "lib/pool.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cycle.h"
-#include "debug.h"
-#include "env.h"
-#include "fork.h"
-#include "locked.h"
-#include "glue.h"
-#include "lockorder.h"
-#include "mem.h"
-#include "pin.h"
-#include "reentry.h"
-#include "report.h"
-#include "stats.h"
-#include "topology.h"
+#include "gc_glue/glue.h"
+#include "lib/cycle.h"
+#include "lib/debug.h"
+#include "lib/env.h"
+#include "lib/fork.h"
+#include "lib/locked.h"
+#include "lib/lockorder.h"
+#include "lib/mem.h"
+#include "lib/pin.h"
+#include "lib/reentry.h"
+#include "lib/report.h"
+#include "lib/stats.h"
+#include "topology/topology.h"
 
 enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE };
 

@@ -24,9 +24,9 @@
 #include <stdint.h>
 
 #include "gcpool.h"
-#include "lock.h"
-#include "locked.h"
-#include "ring.h"
+#include "lib/lock.h"
+#include "lib/locked.h"
+#include "lib/ring.h"
 
 /* Counters of one local.  Written only by the thread that owns the local (a
  * relaxed load and store under the pin, no read-modify-write), read by anyone

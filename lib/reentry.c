@@ -1,6 +1,6 @@
 /* Re-entrant calls: what each thread is in the middle of (reentry.h). */
-#include "reentry.h"
-#include "report.h"
+#include "lib/reentry.h"
+#include "lib/report.h"
 
 #include <errno.h>
 

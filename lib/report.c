@@ -1,12 +1,12 @@
 /* See report.h. */
-#include "report.h"
+#include "lib/report.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "pool.h"
+#include "lib/pool.h"
 
 /* One whole line in one write, so warnings from racing threads do not mix. */
 void gcp_warn(const char *fmt, ...)

@@ -1,7 +1,7 @@
 /* One ring: Go's poolDequeue.  See ring.h for the shape. */
-#include "ring.h"
+#include "lib/ring.h"
 
-#include "mem.h"
+#include "lib/mem.h"
 
 static inline uint64_t pack(uint32_t head, uint32_t tail)
 {

@@ -2,7 +2,7 @@
  * (pool.h), so a get or put pays a plain increment; a read sums them all.
  * Reports (the at-exit one of GCPOOL_STATS, and gcpool_stats_print) are printed
  * by one function, as mimalloc's and jemalloc's are. */
-#include "stats.h"
+#include "lib/stats.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cycle.h"
-#include "debug.h"
-#include "env.h"
-#include "reentry.h"
-#include "report.h"
+#include "lib/cycle.h"
+#include "lib/debug.h"
+#include "lib/env.h"
+#include "lib/reentry.h"
+#include "lib/report.h"
 
 /* GCPOOL_STAT_FIELDS as data (in_class: 1 + 0 for BOTH, + 0 for POOL). */
 #define FIELD(name_, column_, scope, heading_, doc_)                                               \

@@ -2,7 +2,7 @@
 #ifndef GCPOOL_STATS_H
 #define GCPOOL_STATS_H
 
-#include "pool.h"
+#include "lib/pool.h"
 
 /* Registers the at-exit report once, when GCPOOL_STATS asks for one. */
 void gcp_stats_at_exit(void);

@@ -56,7 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "perf/bench.h"
 
 enum variant { V_NONE, V_GCPOOL, V_BUFPOOL, V_FREELIST, V_MALLOC, V_GC_MALLOC, V_GC_ATOMIC, V_GC_FREE, NVARIANTS };
 enum mode { M_LOCAL, M_HANDOFF, NMODES };

@@ -38,7 +38,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "perf/bench.h"
 
 #define BUF_SIZE (64 << 10)
 

@@ -39,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "perf/bench.h"
 
 /* ---- the sizes ---------------------------------------------------------------- */
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "pin.h"
+#include "lib/pin.h"
 
 #ifdef GCP_PIN_RSEQ_POSSIBLE
 /* The uncounted baseline: a private slot of 8 bytes, loaded and stored alone. */

@@ -36,7 +36,7 @@
 #define FLOOR_RSEQ 1
 #endif
 
-#include "bench.h"
+#include "perf/bench.h"
 
 enum { MAX_CPUS = 1024, STRIDE = 8 }; /* a slot per CPU, one cache line apart */
 static void *slots[MAX_CPUS * STRIDE];

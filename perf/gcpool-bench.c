@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench.h"
+#include "perf/bench.h"
 
 /* Go's benchmarks put the constant 1: an interface holding a small integer
  * points at static data, so nothing is allocated per Put.  The same here: one

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "topology.h"
+#include "topology/topology.h"
 
 struct place {
     int numa, package;

@@ -12,45 +12,45 @@
 #ifndef GCPOOL_TEST_INTERNAL_H
 #define GCPOOL_TEST_INTERNAL_H
 
-#include "testutil.h"
+#include "tests/testutil.h"
 
 /* lib/env.h: the GCPOOL_* table (test_env checks every row and the printers)
  * and gcp_env_reload, so that a test can set a variable after the library
  * read the environment (test_setenv below). */
-#include "env.h"
+#include "lib/env.h"
 
 /* gc_glue/glue.h: which cycle source the process ended up with
  * (gcp_glue_source), for test_cycle below and the tests of how it is chosen
  * (test_pool, test_sim, test_late_init, test_buf, test_debug). */
-#include "glue.h"
+#include "gc_glue/glue.h"
 
 /* lib/pin.h: which pin runs (gcp_pin_name, for test_use_pin below and the
  * tests' reports) and how often rseq sequences restarted (gcp_pin_restarts):
  * test_conservation checks that signals did restart some, test_abort counts
  * them. */
-#include "pin.h"
+#include "lib/pin.h"
 
 /* lib/pool.h: struct gcpool, whose creation index names unnamed pools in
  * checked mode's messages (test_debug builds the expected text), and the
  * locals' layout (gcp_local_stride, struct gcp_local), which test_topology
  * checks against the topology's local_align. */
-#include "pool.h"
+#include "lib/pool.h"
 
 /* topology/topology.h: the steal tables, built by test_topology from real
  * machines' topologies (tests/topologies) and synthetic ones. */
-#include "topology.h"
+#include "topology/topology.h"
 
 /* lib/ring.h: the rings and the chain of rings, tested alone by test_ring
  * (Go's poolqueue tests, which reach poolDequeue through export_test.go). */
-#include "ring.h"
+#include "lib/ring.h"
 
 /* lib/mem.h: gcp_mem_fail_at, to make the nth allocation fail
  * (test_badinput). */
-#include "mem.h"
+#include "lib/mem.h"
 
 /* lib/debug.h: checked mode switched on and its drop rate set inside one
  * process (test_debug, test_fork, test_late_init), GCP_DEBUG_HELD_MAX. */
-#include "debug.h"
+#include "lib/debug.h"
 
 /* lib/buf.c's allocation hooks: hidden and in no header (nothing else in the
  * library swaps them), so declared here; test_buf replaces them to count and

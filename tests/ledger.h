@@ -8,7 +8,7 @@
 
 #include <stdatomic.h>
 
-#include "testutil.h"
+#include "tests/testutil.h"
 
 struct object {
     _Atomic int users; /* 1 while handed out */

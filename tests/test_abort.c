@@ -35,7 +35,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 #ifdef GCPOOL_FASTPATH_RSEQ
 #define POINTS GCPOOL_RSEQ_INJECT_POINTS

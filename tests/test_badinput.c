@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 static int token = 7;
 

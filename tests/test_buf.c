@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 #include <gc/gc_inline.h> /* GC_I_PTRFREE */
 #include <gc/gc_mark.h>   /* GC_get_kind_and_size */

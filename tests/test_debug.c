@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include <gcpool/buf.h>
-#include "internal.h"
+#include "tests/internal.h"
 
 #define OBJ_SIZE 64
 

@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 /* Every GCPOOL_* variable removed, whatever the caller's environment holds. */
 static void clean_env(void)

@@ -13,7 +13,7 @@
 #include <sys/syscall.h>
 #include <linux/membarrier.h>
 
-#include "testutil.h" /* its inline helpers that need no library internals */
+#include "tests/testutil.h" /* its inline helpers that need no library internals */
 
 #if defined(GCPOOL_FASTPATH_RSEQ) && !defined(GCPOOL_NO_INLINE)
 #define INLINED 1

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 #define MAGIC 0x6763706f6f6cL
 #define MAX_OBJECTS 1000000 /* checked mode drops a put in four: new_fn makes more */

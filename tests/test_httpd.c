@@ -28,7 +28,7 @@
 
 #include <arpa/inet.h>
 
-#include "testutil.h" /* its main(); the test links no gcpool library */
+#include "tests/testutil.h" /* its main(); the test links no gcpool library */
 
 enum { DEADLINE_MS = 10000, BUF = 64 << 10 };
 

@@ -4,7 +4,7 @@
 # topology/ header or declares a gcp_* symbol by hand, so that a rename inside
 # the library touches one test file.  testutil.h uses the public API only.
 src="${TEST_SRCDIR:-.}"
-headers=$(cd "$src" && ls lib/*.h gc_glue/*.h topology/*.h 2>/dev/null | sed 's|.*/||' | sort -u)
+headers=$(cd "$src" && ls lib/*.h lib/*/*.h gc_glue/*.h topology/*.h 2>/dev/null | sed 's|.*/||' | sort -u)
 [ -n "$headers" ] || { echo "FAIL: no library headers found under $src"; exit 1; }
 status=0
 for f in "$src"/tests/*.c "$src"/tests/*.h; do

@@ -7,7 +7,7 @@
  * collector's state are the process's. */
 #include <stdatomic.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 #define BUFS 64
 #define BUF_SIZE (16 * 1024)

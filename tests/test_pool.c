@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 static char a[] = "a", b[] = "b", c[] = "c";
 

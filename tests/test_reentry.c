@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include <gcpool/buf.h>
-#include "internal.h"
+#include "tests/internal.h"
 
 /* ---- objects: each knows whether free_fn saw it ------------------------------------ */
 

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 #define THIEVES 15 /* with the owner, 8x the cores of a 2-core machine */
 

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 /* ThreadSanitizer reports any malloc inside a signal handler.  Here a
  * handler's put may link a new ring, and its get may make an upcoming pool's

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 static void *make(void *arg)
 {

@@ -5,7 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "tests/internal.h"
 
 static int objs[64];
 static _Atomic int freed;

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "tests/testutil.h"
 
 static void sleep_us(long us)
 {

@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "ledger.h"
-#include "internal.h"
+#include "tests/internal.h"
+#include "tests/ledger.h"
 
 struct world {
     gcpool_t *pool;

@@ -6,13 +6,13 @@
  * (tests/test_man.sh compares man/gcpool.7 with it).  A row is
  *   | `NAME` | type | `default` | range | description |
  * with `code` spans and \| for a pipe inside a cell. */
-#include "env-man.h"
+#include "tools/env-man.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "env.h"
+#include "lib/env.h"
 
 enum { CELLS = 5 };
 

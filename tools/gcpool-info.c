@@ -12,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "env-man.h"
-#include "env.h"
-#include "stats-fields.h"
 #include "gcpool.h"
-#include "pin.h"
-#include "pool.h"
-#include "topology.h"
+#include "lib/env.h"
+#include "lib/pin.h"
+#include "lib/pool.h"
+#include "tools/env-man.h"
+#include "tools/stats-fields.h"
+#include "topology/topology.h"
 
 enum { EXIT_TOPOLOGY = 1, EXIT_USAGE = 2 };
 

@@ -4,12 +4,12 @@
  * buffer classes' copy; lib/stats.c keeps it as data (gcp_stat_fields), and
  * this renders that data, so the documentation lists exactly the counters the
  * library has (tests/test_readme_stats.sh and tests/test_man.sh compare). */
-#include "stats-fields.h"
+#include "tools/stats-fields.h"
 
 #include <stdbool.h>
 #include <string.h>
 
-#include "stats.h"
+#include "lib/stats.h"
 
 /* What the text report prints in a field's column. */
 static const char *column_text(const struct gcp_stat_field *f)

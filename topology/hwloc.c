@@ -6,7 +6,7 @@
  *
  * Everything here runs once per process (or per test), off the hot path; the
  * hot path only reads cpu_to_local and the steal orders. */
-#include "topology.h"
+#include "topology/topology.h"
 
 #include <errno.h>
 #include <hwloc.h>
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "env.h"
+#include "lib/env.h"
 
 #define DEFAULT_LINE_SIZE 64u
 /* Adjacent-line prefetchers pull lines in pairs: 128 bytes keeps two locals

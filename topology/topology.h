@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "env.h" /* GCPOOL_STEAL's choices: enum gcp_steal_mode */
+#include "lib/env.h" /* GCPOOL_STEAL's choices: enum gcp_steal_mode */
 
 
 struct gcp_topology {

@@ -30,9 +30,9 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "futex.h"
-#include "sync/runtime.h"
 #include "gcpool/sync.h"
+#include "lib/futex.h"
+#include "lib/sync/runtime.h"
 
 enum {
     MUTEX_LOCKED = 1u << 0,

@@ -21,9 +21,9 @@
 #include <limits.h>
 #include <stdint.h>
 
-#include "futex.h"
-#include "sync/runtime.h"
 #include "gcpool/sync.h"
+#include "lib/futex.h"
+#include "lib/sync/runtime.h"
 
 /* Takes one permit, sleeping while there is none. */
 static void sema_acquire(uint32_t *sema)

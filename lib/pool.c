@@ -28,10 +28,12 @@ enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE }
 static _Atomic unsigned pools_created;
 
 /* gcpool/fastpath.h's sequences, inlined in programs, read our layout.  Any
- * change here is a change of that contract: rename gcpool_fastpath_v2 too. */
+ * change here is a change of that contract: rename gcpool_fastpath_v3 too. */
 _Static_assert(offsetof(struct gcpool, cur) == 0, "fastpath.h: a pool's first word is cur");
 _Static_assert(sizeof(struct gcp_locals) == GCPOOL_FASTPATH_LOCALS_HEADER,
                "fastpath.h: the locals start right after their array's header");
+_Static_assert(GCPOOL_FASTPATH_NO_LOCAL < GCPOOL_FASTPATH_LOCALS_HEADER,
+               "fastpath.h: no local's offset is NO_LOCAL");
 #define LOCAL_AT(field, offset) (offsetof(struct gcp_local, field) == (offset))
 _Static_assert(LOCAL_AT(private_, 0) && LOCAL_AT(fills, GCPOOL_FASTPATH_LOCAL_FILLS) &&
                    LOCAL_AT(pin, GCPOOL_FASTPATH_LOCAL_PIN) && sizeof(gcp_lock_t) == sizeof(int) &&
@@ -55,13 +57,10 @@ _Static_assert(offsetof(struct rseq, cpu_id_start) == GCPOOL_FASTPATH_RSEQ_CPU_I
                "fastpath.h: the kernel's rseq area as its sequences read it");
 #endif
 
-/* rseq in force and checked mode off: gets and puts need test nothing else
- * before their sequence, here and where programs inline them.  Set when a
- * pool is created, to the same value by every creator (both inputs are
- * chosen once); relaxed, as fastpath.h says. */
+/* rseq in force and checked mode off (pin.h's gcp_pin_fast). */
 static inline bool fast_on(void)
 {
-    return __atomic_load_n(&gcpool_fastpath_v2.on, __ATOMIC_RELAXED);
+    return __atomic_load_n(&gcp_pin_fast, __ATOMIC_RELAXED);
 }
 
 static size_t round_up(size_t n, size_t unit)
@@ -142,7 +141,8 @@ static gcpool_t *create(const gcpool_options_t *opts)
     gcp_cycle_init();
     gcp_debug_init();
     gcp_stats_at_exit();
-    __atomic_store_n(&gcpool_fastpath_v2.on, gcp_pin_rseq && !gcp_debug, __ATOMIC_RELAXED);
+    if (gcp_pin_rseq && !gcp_debug) /* both chosen once */
+        gcp_pin_fast_on();
 
     struct gcpool *p = gcp_mem_calloc(sizeof *p);
     if (!p || (opts->name && !(p->name = gcp_mem_strdup(opts->name)))) {
@@ -634,7 +634,7 @@ void *(gcpool_get)(gcpool_t *p)
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* The hot path: one sequence, one load and one store. */
     if (__builtin_expect(p && fast_on(), 1)) {
-        void *obj = gcpool_fastpath_take_(&p->cur);
+        void *obj = gcpool_fastpath_take_(gcp_pin_table.cpu_local, &p->cur);
         return __builtin_expect(obj != NULL, 1) ? obj : get_shared(p);
     }
 #endif
@@ -644,7 +644,7 @@ void *(gcpool_get)(gcpool_t *p)
 /* Where the inline gcpool_get goes when the private slot and the head ring
  * were empty (get_shared tries the ring once more: the sequence may have
  * given up for a migration). */
-void *gcpool_fastpath_get_v2(gcpool_t *p)
+void *gcpool_fastpath_get_v3(gcpool_t *p)
 {
     return __builtin_expect(p && fast_on(), 1) ? get_shared(p) : get_general(p);
 }
@@ -790,7 +790,7 @@ void(gcpool_put)(gcpool_t *p, void *obj)
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* The hot path: this CPU's private slot, one sequence (see gcpool_get). */
     if (__builtin_expect(p && obj && fast_on(), 1) &&
-        __builtin_expect(gcpool_fastpath_fill_(&p->cur, obj), 1))
+        __builtin_expect(gcpool_fastpath_fill_(gcp_pin_table.cpu_local, &p->cur, obj), 1))
         return;
 #endif
     put_slow(p, obj);
@@ -798,17 +798,27 @@ void(gcpool_put)(gcpool_t *p, void *obj)
 
 /* Where the inline gcpool_put goes when the private slot and the head ring
  * were full (put_slow tries the ring once more, as gcpool_fastpath_get_v2). */
-void gcpool_fastpath_put_v2(gcpool_t *p, void *obj)
+void gcpool_fastpath_put_v3(gcpool_t *p, void *obj)
 {
     put_slow(p, obj);
 }
 
-/* Programs built against the v1 contract (fastpath.h says why it changed)
- * read gcpool_fastpath_v1 instead: its `on` stays 0, so they call gcpool_get
- * and gcpool_put and never these two, kept so that they still link. */
-GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v1;
+/* Programs built against the v1 and v2 contracts (fastpath.h says why each
+ * changed) read gcpool_fastpath_v1 or _v2 instead, a table of this layout
+ * (which a copy relocation may have copied at its size): its `on` stays 0, so
+ * they call gcpool_get and gcpool_put and never these, kept so that they
+ * still link, and still right if called. */
+struct gcp_fastpath_v2 {
+    int on;
+    ptrdiff_t rseq_offset;
+    uint64_t restarts;
+    size_t cpu_local[1024];
+};
+GCPOOL_API struct gcp_fastpath_v2 gcpool_fastpath_v1, gcpool_fastpath_v2;
 GCPOOL_API void *gcpool_fastpath_get_v1(gcpool_t *p);
 GCPOOL_API void gcpool_fastpath_put_v1(gcpool_t *p, void *obj);
+GCPOOL_API void *gcpool_fastpath_get_v2(gcpool_t *p);
+GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *p, void *obj);
 
 void *gcpool_fastpath_get_v1(gcpool_t *p)
 {
@@ -816,6 +826,16 @@ void *gcpool_fastpath_get_v1(gcpool_t *p)
 }
 
 void gcpool_fastpath_put_v1(gcpool_t *p, void *obj)
+{
+    put_slow(p, obj);
+}
+
+void *gcpool_fastpath_get_v2(gcpool_t *p)
+{
+    return get_general(p);
+}
+
+void gcpool_fastpath_put_v2(gcpool_t *p, void *obj)
 {
     put_slow(p, obj);
 }

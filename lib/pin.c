@@ -189,7 +189,7 @@ struct gcp_local *gcp_pin_owner(struct gcp_locals *a, unsigned *self)
 void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role)
 {
     /* Acquire: pairs with the release stores of first use and of a cycle. */
-    struct gcp_locals *a = atomic_load_explicit(role, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(role, memory_order_acquire));
     if (!a)
         return NULL;
     struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
@@ -202,7 +202,7 @@ void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role)
 
 bool gcp_pin_lock_fill_private(struct gcp_locals *_Atomic *role, void *obj)
 {
-    struct gcp_locals *a = atomic_load_explicit(role, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(role, memory_order_acquire));
     if (!a)
         return false;
     struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cycle.h"
 #include "debug.h"
@@ -107,6 +110,37 @@ static void locals_free(struct gcp_locals *a)
     gcp_mem_free(a->mem); /* a lives in it */
 }
 
+struct gcp_locals *gcp_no_locals;
+
+/* gcp_no_locals, laid out as locals_new's arrays, so that every CPU's offset
+ * in the table lands on one of its locals; then mapped read-only. */
+static void no_locals_init(void)
+{
+    const struct gcp_topology *t = gcp_topology();
+    size_t stride = gcp_local_stride();
+    size_t len = round_up(sizeof(struct gcp_locals) + t->local_align + t->nlocals * stride,
+                          (size_t)sysconf(_SC_PAGESIZE));
+    void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return;
+    char *base = (char *)round_up((uintptr_t)mem + sizeof(struct gcp_locals), t->local_align);
+    struct gcp_locals *a = (struct gcp_locals *)(base - sizeof(struct gcp_locals));
+    a->n = t->nlocals;
+    a->stride = stride;
+    a->mem = mem;
+    a->base = base;
+    for (unsigned i = 0; i < a->n; i++) {
+        struct gcp_local *l = gcp_local_at(a, i);
+        atomic_init(&l->private_, GCP_NO_LOCALS_SLOT);
+        l->pin.word = 1; /* held, for ever */
+    }
+    if (mprotect(mem, len, PROT_READ) != 0) {
+        munmap(mem, len);
+        return;
+    }
+    gcp_no_locals = a;
+}
+
 static gcpool_t *create(const gcpool_options_t *opts);
 
 gcpool_t *gcpool_create(const gcpool_options_t *opts)
@@ -141,6 +175,12 @@ static gcpool_t *create(const gcpool_options_t *opts)
     gcp_cycle_init();
     gcp_debug_init();
     gcp_stats_at_exit();
+    static pthread_once_t no_locals_once = PTHREAD_ONCE_INIT;
+    pthread_once(&no_locals_once, no_locals_init);
+    if (!gcp_no_locals) {
+        errno = ENOMEM;
+        return NULL;
+    }
     if (gcp_pin_rseq && !gcp_debug) /* both chosen once */
         gcp_pin_fast_on();
 
@@ -150,6 +190,8 @@ static gcpool_t *create(const gcpool_options_t *opts)
         errno = ENOMEM;
         return NULL;
     }
+    /* Relaxed: the pool is not published yet. */
+    atomic_store_explicit(&p->cur, gcp_no_locals, memory_order_relaxed);
     p->new_fn = opts->new_fn;
     p->free_fn = opts->free_fn;
     p->arg = opts->arg;
@@ -200,7 +242,7 @@ struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj)
         atomic_store_explicit(&p->cur, p->arrays[0], memory_order_release);
     }
     /* Set up by us or before us; NULL if the pool stopped caching since. */
-    struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
+    struct gcp_locals *cur = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
     gcp_unlock(&p->init_lock);
     return cur;
 }
@@ -210,7 +252,7 @@ struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj)
 static inline struct gcp_locals *current_array(struct gcpool *p, const void *obj)
 {
     /* Acquire: pairs with the release stores of first use and of a cycle. */
-    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
     return __builtin_expect(a != NULL, 1) ? a : gcp_pool_first_use(p, obj);
 }
 
@@ -242,8 +284,8 @@ static void empty_roles(void *pool)
 {
     struct gcpool *p = pool;
     atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
-    /* Release: whoever loads this NULL sees uncached set (first use, stats). */
-    atomic_store_explicit(&p->cur, NULL, memory_order_release);
+    /* Release: whoever loads this no-array sees uncached set (first use, stats). */
+    atomic_store_explicit(&p->cur, gcp_no_locals, memory_order_release);
 }
 
 /* Every object of every array to free_fn (or forgotten), as after a cycle's
@@ -578,7 +620,7 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
 static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
     /* Acquire: pairs with the release stores of first use and of a cycle. */
-    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
     if (__builtin_expect(!a, 0)) {
         if (gcp_reentered())
             return get_reentrant(p);
@@ -722,7 +764,8 @@ static __attribute__((noinline)) void put_slow(struct gcpool *p, void *obj)
         }
         if (gcp_debug) {
             /* Checked mode asks the collector about every put (see stop_caching). */
-            if (atomic_load_explicit(&p->cur, memory_order_acquire) && hidden_from_collector(p, obj))
+            if (gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire)) &&
+                hidden_from_collector(p, obj))
                 stop_caching(p, obj);
             switch (gcp_debug_put(p, obj)) {
             case GCP_DEBUG_CACHE:
@@ -741,7 +784,7 @@ static __attribute__((noinline)) void put_slow(struct gcpool *p, void *obj)
     /* The private slot was taken.  The head ring's sequence is safe from a
      * signal handler; what follows it is checked for re-entry, as in
      * get_shared. */
-    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
     if (!a) { /* first use: set up the arrays, then the private slot is free */
         if (gcp_reentered()) {
             put_reentrant(p, obj);
@@ -895,7 +938,7 @@ void gcpool_destroy(gcpool_t *p)
      * the pool) find no storage: an empty pool's new_fn and free_fn, so that
      * nothing is put where the drains below have passed already. */
     p->destroying = true;
-    atomic_store_explicit(&p->cur, NULL, memory_order_relaxed);
+    atomic_store_explicit(&p->cur, gcp_no_locals, memory_order_relaxed);
     atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
     for (int k = 0; k < 3; k++)
         if (p->arrays[k])
@@ -909,7 +952,7 @@ void gcpool_destroy(gcpool_t *p)
         /* The handle stays reserved, so that a later call through it is
          * reported rather than reading freed memory. */
         memset(p->arrays, 0, sizeof p->arrays);
-        atomic_store_explicit(&p->cur, NULL, memory_order_relaxed);
+        atomic_store_explicit(&p->cur, gcp_no_locals, memory_order_relaxed);
         atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
         atomic_store_explicit(&p->drp, NULL, memory_order_relaxed);
         p->destroyed = true;

@@ -16,7 +16,7 @@
  *
  * What follows is a contract between programs compiled against this header
  * and the library: a pool's first word points to the header of its current
- * array of locals, and the local of a CPU sits the CPU's entry in cpu_local
+ * array of locals (never NULL: see GCPOOL_RSEQ_LOCAL_), and the local of a CPU sits the CPU's entry in cpu_local
  * bytes past that header (0: no local, call); a local and a ring have the
  * fields the GCPOOL_FASTPATH_LOCAL_ and _RING_ offsets name; the thread's
  * rseq area is glibc's (__rseq_offset); and the sequences keep the rules of
@@ -175,9 +175,13 @@ GCPOOL_API void gcpool_fastpath_put_v3(gcpool_t *pool, void *obj);
 
 /* The local's lookup, first thing in the critical section: this CPU (in
  * ecx), its local's offset (rax), the array *role points to, and the local
- * in rdx; `fail` when the CPU is too high, has no local (or the fast path is
- * off: every entry is NO_LOCAL then), or *role is NULL.  The table is looked
- * at before *role: with the fast path off, role need not be a pool's. */
+ * in rdx; `fail` when the CPU is too high or has no local (or the fast path
+ * is off: every entry is NO_LOCAL then).  The table is looked at before
+ * *role: with the fast path off, role need not be a pool's.  *role is never
+ * NULL: a pool without an array of its own (before its first use, say) points
+ * to the library's array of locals that are no one's, whose every sequence
+ * gives up at its first test (lib/pool.h, gcp_no_locals: a private slot that
+ * take finds empty and fill taken, a pin held). */
 #define GCPOOL_RSEQ_LOCAL_(fail)                                                               \
     "movl %%fs:%c[cpu_id_start](%[rs]), %%ecx\n\t"                                             \
     "cmpl %[max], %%ecx\n\t"                                                                   \
@@ -186,8 +190,6 @@ GCPOOL_API void gcpool_fastpath_put_v3(gcpool_t *pool, void *obj);
     "testq %%rax, %%rax\n\t" /* GCPOOL_FASTPATH_NO_LOCAL */                                    \
     "jz " fail "\n\t"                                                                          \
     "movq (%[role]), %%rdx\n\t"                                                                \
-    "testq %%rdx, %%rdx\n\t"                                                                   \
-    "jz " fail "\n\t"                                                                          \
     "addq %%rax, %%rdx\n\t"
 
 /* All four, as every sequence begins: descriptor 3, abort handler 4 (undo,
@@ -211,10 +213,12 @@ GCPOOL_API void gcpool_fastpath_put_v3(gcpool_t *pool, void *obj);
 /* ---- the private slot ----------------------------------------------------- */
 
 /* take: the private object of this CPU's local in the array *role points
- * to; NULL when the slot is empty or there is no such local.
+ * to; NULL when the slot is empty or there is no such local.  A negative
+ * private (no user-space address) is a slot of a local that is no one's
+ * (GCPOOL_RSEQ_LOCAL_): empty, and the test costs nothing more (jle, not jz).
  *
  *     local = this CPU's local in *role;    if none: return NULL
- *     obj = local->private_;                if NULL: return NULL
+ *     obj = local->private_;                if NULL or negative: return NULL
  *     local->private_ = NULL;               commit
  *     return obj;
  */
@@ -226,7 +230,7 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_take_(con
                          GCPOOL_RSEQ_INJECT_(1)
                          "movq (%%rdx), %[obj]\n\t"
                          "testq %[obj], %[obj]\n\t"
-                         "jz 2f\n\t"
+                         "jle 5f\n\t"
                          GCPOOL_RSEQ_INJECT_(2)
                          "movq $0, (%%rdx)\n\t" /* commit */
                          "2: jmp 6f\n\t"

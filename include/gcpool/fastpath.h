@@ -16,12 +16,13 @@
  *
  * What follows is a contract between programs compiled against this header
  * and the library: a pool's first word points to the header of its current
- * array of locals (never NULL: see GCPOOL_RSEQ_LOCAL_), and the local of a CPU sits the CPU's entry in cpu_local
- * bytes past that header (0: no local, call); a local and a ring have the
- * fields the GCPOOL_FASTPATH_LOCAL_ and _RING_ offsets name; the thread's
- * rseq area is glibc's (__rseq_offset); and the sequences keep the rules of
- * lib/ring.h's "Slots".  The library checks the layout when it is built
- * (lib/pool.c).  A library that changes the contract exports
+ * array of locals (never NULL: see GCPOOL_RSEQ_LOCAL_), and the local of a
+ * CPU sits the CPU's entry in cpu_local bytes past that header (0: no local,
+ * call); a local and a ring have the fields the GCPOOL_FASTPATH_LOCAL_ and
+ * _RING_ offsets name; the thread's rseq area is glibc's (__rseq_offset);
+ * and the sequences keep the rules of lib/ring.h's "Slots".  The library
+ * checks the layout when it is built (lib/pool.c).  A library that changes
+ * the contract exports
  * gcpool_fastpath_v4 and keeps gcpool_fastpath_v3 with every entry 0, so that
  * programs built against this header go on working, through calls.  (v1 and
  * v2 are kept so, their `on` 0: v1's pop cleared its slot with a plain store

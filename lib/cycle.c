@@ -201,7 +201,7 @@ static void rotate_all(void *in_collector)
     for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed)) {
         /* Acquire: pairs with first use's release of cur, so that a pool set
          * up while we run is either skipped or seen whole. */
-        struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
+        struct gcp_locals *cur = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
         p->rotated = cur != NULL;
         if (cur)
             rotate(p, cur);

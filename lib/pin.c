@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #if __has_include(<linux/membarrier.h>)
@@ -18,11 +19,18 @@
 
 bool gcp_pin_rseq;
 
-/* Exported (gcpool/fastpath.h), and read by the library through the GOT like
- * any program: a program that refers to it may hold the one copy (a copy
- * relocation), so no hidden alias may stand in for it here.  All zero, `on`
- * included, until choose() fills it. */
-struct gcpool_fastpath gcpool_fastpath_v2;
+bool gcp_pin_fast;
+
+/* Exported (gcpool/fastpath.h), and written by the library through the GOT
+ * like any program: a program that refers to it may hold the one copy (a copy
+ * relocation), so no hidden alias may stand in for it here.  All zero, no
+ * local for any CPU, until gcp_pin_fast_on copies the library's table in. */
+struct gcpool_fastpath gcpool_fastpath_v3;
+
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+/* Zero, as gcpool_fastpath_v3, until choose() fills it. */
+struct gcpool_fastpath gcp_pin_table;
+#endif
 
 /* Why this process cannot use rseq, or NULL when it can. */
 static const char *rseq_impossible(void)
@@ -68,12 +76,30 @@ static void choose(void)
     const struct gcp_topology *t = gcp_topology();
     size_t stride = gcp_local_stride();
     for (unsigned cpu = 0; cpu < GCP_PIN_MAX_CPUS; cpu++)
-        gcpool_fastpath_v2.cpu_local[cpu] = cpu < t->ncpu_table && t->cpu_to_local[cpu] >= 0
-                                      ? (size_t)t->cpu_to_local[cpu] * stride
-                                      : GCP_PIN_NO_LOCAL;
-    gcpool_fastpath_v2.rseq_offset = __rseq_offset;
+        gcp_pin_table.cpu_local[cpu] =
+            cpu < t->ncpu_table && t->cpu_to_local[cpu] >= 0
+                ? sizeof(struct gcp_locals) + (size_t)t->cpu_to_local[cpu] * stride
+                : GCP_PIN_NO_LOCAL;
     gcp_pin_rseq = true;
 #endif
+}
+
+static void fast_on(void)
+{
+#ifdef GCP_PIN_RSEQ_POSSIBLE
+    /* Plain stores, before the pool whose creation asked for them is
+     * returned: programs' sequences see them through whatever hands them
+     * that pool (fastpath.h). */
+    memcpy(gcpool_fastpath_v3.cpu_local, gcp_pin_table.cpu_local, sizeof gcp_pin_table.cpu_local);
+    /* Relaxed: as the stores above; the library's own paths test it. */
+    __atomic_store_n(&gcp_pin_fast, true, __ATOMIC_RELAXED);
+#endif
+}
+
+void gcp_pin_fast_on(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fast_on);
 }
 
 void gcp_pin_init(void)
@@ -108,8 +134,9 @@ void gcp_pin_after_fork(void)
     if (gcp_pin_rseq &&
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) {
         gcp_pin_rseq = false;
-        /* Relaxed: the child has one thread yet. */
-        __atomic_store_n(&gcpool_fastpath_v2.on, 0, __ATOMIC_RELAXED);
+        /* Relaxed, plain: the child has one thread yet. */
+        __atomic_store_n(&gcp_pin_fast, false, __ATOMIC_RELAXED);
+        memset(gcpool_fastpath_v3.cpu_local, 0, sizeof gcpool_fastpath_v3.cpu_local);
     }
 #endif
 }
@@ -118,7 +145,8 @@ uint64_t gcp_pin_restarts(void)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* Relaxed: the abort handlers' locked increments make it untorn. */
-    return __atomic_load_n(&gcpool_fastpath_v2.restarts, __ATOMIC_RELAXED);
+    return __atomic_load_n(&gcp_pin_table.restarts, __ATOMIC_RELAXED) +
+           __atomic_load_n(&gcpool_fastpath_v3.restarts, __ATOMIC_RELAXED);
 #else
     return 0;
 #endif
@@ -128,7 +156,7 @@ uint64_t gcp_pin_restarts(void)
 static bool cpu_has_own_local(int cpu)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
-    return cpu >= 0 && cpu < GCP_PIN_MAX_CPUS && gcpool_fastpath_v2.cpu_local[cpu] != GCP_PIN_NO_LOCAL;
+    return cpu >= 0 && cpu < GCP_PIN_MAX_CPUS && gcp_pin_table.cpu_local[cpu] != GCP_PIN_NO_LOCAL;
 #else
     (void)cpu;
     return false;
@@ -161,7 +189,7 @@ struct gcp_local *gcp_pin_owner(struct gcp_locals *a, unsigned *self)
 void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role)
 {
     /* Acquire: pairs with the release stores of first use and of a cycle. */
-    struct gcp_locals *a = atomic_load_explicit(role, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(role, memory_order_acquire));
     if (!a)
         return NULL;
     struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));
@@ -174,7 +202,7 @@ void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role)
 
 bool gcp_pin_lock_fill_private(struct gcp_locals *_Atomic *role, void *obj)
 {
-    struct gcp_locals *a = atomic_load_explicit(role, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(role, memory_order_acquire));
     if (!a)
         return false;
     struct gcp_local *l = gcp_pin(a, gcp_current_local(gcp_topology()));

@@ -93,11 +93,22 @@ static inline void gcp_unpin(struct gcp_local *l)
 #if defined(GCPOOL_FASTPATH_RSEQ) && defined(GCP_HAVE_RSEQ_AREA)
 #define GCP_PIN_RSEQ_POSSIBLE 1
 
-/* OS CPU -> byte offset of its local, or GCP_PIN_NO_LOCAL for a CPU that has
- * no local of its own (not allowed at start): the table must be one to one,
- * or two CPUs' sequences would own one local. */
+/* OS CPU -> bytes from an array's header to its local, or GCP_PIN_NO_LOCAL
+ * for a CPU that has no local of its own (not allowed at start): the table
+ * must be one to one, or two CPUs' sequences would own one local. */
 #define GCP_PIN_NO_LOCAL GCPOOL_FASTPATH_NO_LOCAL
+
+/* The library's own table, which its sequences read: filled whenever the rseq
+ * pin is chosen, checked mode or not.  The programs' gcpool_fastpath_v3 is a
+ * copy of it only while the fast path is on (gcp_pin_fast_on). */
+extern struct gcpool_fastpath gcp_pin_table;
 #endif
+
+/* The fast path on: gets and puts need test nothing else before their
+ * sequence, here and where programs inline them (whose table it fills).
+ * Relaxed loads: set once, before the first pool that uses it exists. */
+extern bool gcp_pin_fast;
+void gcp_pin_fast_on(void);
 
 void *gcp_pin_lock_take_private(struct gcp_locals *_Atomic *role);
 bool gcp_pin_lock_fill_private(struct gcp_locals *_Atomic *role, void *obj);
@@ -109,7 +120,7 @@ static inline void *gcp_pin_take_private(struct gcp_locals *_Atomic *role)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     if (__builtin_expect(gcp_pin_rseq, 1))
-        return gcpool_fastpath_take_(role);
+        return gcpool_fastpath_take_(gcp_pin_table.cpu_local, role);
 #endif
     return gcp_pin_lock_take_private(role);
 }
@@ -120,7 +131,7 @@ static inline bool gcp_pin_fill_private(struct gcp_locals *_Atomic *role, void *
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     if (__builtin_expect(gcp_pin_rseq, 1))
-        return gcpool_fastpath_fill_(role, obj);
+        return gcpool_fastpath_fill_(gcp_pin_table.cpu_local, role, obj);
 #endif
     return gcp_pin_lock_fill_private(role, obj);
 }
@@ -132,7 +143,7 @@ static inline bool gcp_pin_chain_push(struct gcp_locals *_Atomic *role, void *ob
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     if (gcp_pin_rseq)
-        return gcpool_fastpath_push_(role, obj);
+        return gcpool_fastpath_push_(gcp_pin_table.cpu_local, role, obj);
 #endif
     (void)role, (void)obj;
     return false;
@@ -142,7 +153,7 @@ static inline void *gcp_pin_chain_pop(struct gcp_locals *_Atomic *role)
 {
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     if (gcp_pin_rseq)
-        return gcpool_fastpath_pop_(role);
+        return gcpool_fastpath_pop_(gcp_pin_table.cpu_local, role);
 #endif
     (void)role;
     return NULL;

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "gc_glue/glue.h"
 #include "lib/cycle.h"
@@ -30,10 +33,12 @@ enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE }
 static _Atomic unsigned pools_created;
 
 /* gcpool/fastpath.h's sequences, inlined in programs, read our layout.  Any
- * change here is a change of that contract: rename gcpool_fastpath_v2 too. */
+ * change here is a change of that contract: rename gcpool_fastpath_v3 too. */
 _Static_assert(offsetof(struct gcpool, cur) == 0, "fastpath.h: a pool's first word is cur");
 _Static_assert(sizeof(struct gcp_locals) == GCPOOL_FASTPATH_LOCALS_HEADER,
                "fastpath.h: the locals start right after their array's header");
+_Static_assert(GCPOOL_FASTPATH_NO_LOCAL < GCPOOL_FASTPATH_LOCALS_HEADER,
+               "fastpath.h: no local's offset is NO_LOCAL");
 #define LOCAL_AT(field, offset) (offsetof(struct gcp_local, field) == (offset))
 _Static_assert(LOCAL_AT(private_, 0) && LOCAL_AT(fills, GCPOOL_FASTPATH_LOCAL_FILLS) &&
                    LOCAL_AT(pin, GCPOOL_FASTPATH_LOCAL_PIN) && sizeof(gcp_lock_t) == sizeof(int) &&
@@ -57,13 +62,10 @@ _Static_assert(offsetof(struct rseq, cpu_id_start) == GCPOOL_FASTPATH_RSEQ_CPU_I
                "fastpath.h: the kernel's rseq area as its sequences read it");
 #endif
 
-/* rseq in force and checked mode off: gets and puts need test nothing else
- * before their sequence, here and where programs inline them.  Set when a
- * pool is created, to the same value by every creator (both inputs are
- * chosen once); relaxed, as fastpath.h says. */
+/* rseq in force and checked mode off (pin.h's gcp_pin_fast). */
 static inline bool fast_on(void)
 {
-    return __atomic_load_n(&gcpool_fastpath_v2.on, __ATOMIC_RELAXED);
+    return __atomic_load_n(&gcp_pin_fast, __ATOMIC_RELAXED);
 }
 
 static size_t round_up(size_t n, size_t unit)
@@ -110,6 +112,37 @@ static void locals_free(struct gcp_locals *a)
     gcp_mem_free(a->mem); /* a lives in it */
 }
 
+struct gcp_locals *gcp_no_locals;
+
+/* gcp_no_locals, laid out as locals_new's arrays, so that every CPU's offset
+ * in the table lands on one of its locals; then mapped read-only. */
+static void no_locals_init(void)
+{
+    const struct gcp_topology *t = gcp_topology();
+    size_t stride = gcp_local_stride();
+    size_t len = round_up(sizeof(struct gcp_locals) + t->local_align + t->nlocals * stride,
+                          (size_t)sysconf(_SC_PAGESIZE));
+    void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return;
+    char *base = (char *)round_up((uintptr_t)mem + sizeof(struct gcp_locals), t->local_align);
+    struct gcp_locals *a = (struct gcp_locals *)(base - sizeof(struct gcp_locals));
+    a->n = t->nlocals;
+    a->stride = stride;
+    a->mem = mem;
+    a->base = base;
+    for (unsigned i = 0; i < a->n; i++) {
+        struct gcp_local *l = gcp_local_at(a, i);
+        atomic_init(&l->private_, GCP_NO_LOCALS_SLOT);
+        l->pin.word = 1; /* held, for ever */
+    }
+    if (mprotect(mem, len, PROT_READ) != 0) {
+        munmap(mem, len);
+        return;
+    }
+    gcp_no_locals = a;
+}
+
 static gcpool_t *create(const gcpool_options_t *opts);
 
 gcpool_t *gcpool_create(const gcpool_options_t *opts)
@@ -144,7 +177,14 @@ static gcpool_t *create(const gcpool_options_t *opts)
     gcp_fork_init();
     gcp_debug_init();
     gcp_stats_at_exit();
-    __atomic_store_n(&gcpool_fastpath_v2.on, gcp_pin_rseq && !gcp_debug, __ATOMIC_RELAXED);
+    static pthread_once_t no_locals_once = PTHREAD_ONCE_INIT;
+    pthread_once(&no_locals_once, no_locals_init);
+    if (!gcp_no_locals) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (gcp_pin_rseq && !gcp_debug) /* both chosen once */
+        gcp_pin_fast_on();
 
     struct gcpool *p = gcp_mem_calloc(sizeof *p);
     if (!p || (opts->name && !(p->name = gcp_mem_strdup(opts->name)))) {
@@ -152,6 +192,8 @@ static gcpool_t *create(const gcpool_options_t *opts)
         errno = ENOMEM;
         return NULL;
     }
+    /* Relaxed: the pool is not published yet. */
+    atomic_store_explicit(&p->cur, gcp_no_locals, memory_order_relaxed);
     p->new_fn = opts->new_fn;
     p->free_fn = opts->free_fn;
     p->arg = opts->arg;
@@ -202,7 +244,7 @@ struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj)
         atomic_store_explicit(&p->cur, p->arrays[0], memory_order_release);
     }
     /* Set up by us or before us; NULL if the pool stopped caching since. */
-    struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
+    struct gcp_locals *cur = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
     gcp_unlock(&p->init_lock);
     return cur;
 }
@@ -212,7 +254,7 @@ struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj)
 static inline struct gcp_locals *current_array(struct gcpool *p, const void *obj)
 {
     /* Acquire: pairs with the release stores of first use and of a cycle. */
-    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
     return __builtin_expect(a != NULL, 1) ? a : gcp_pool_first_use(p, obj);
 }
 
@@ -245,8 +287,8 @@ static void empty_roles(void *pool)
     struct gcpool *p = pool;
     GCP_ASSERT(gcp_holds_registry());
     atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
-    /* Release: whoever loads this NULL sees uncached set (first use, stats). */
-    atomic_store_explicit(&p->cur, NULL, memory_order_release);
+    /* Release: whoever loads this no-array sees uncached set (first use, stats). */
+    atomic_store_explicit(&p->cur, gcp_no_locals, memory_order_release);
 }
 
 /* Every object of every array to free_fn (or forgotten), as after a cycle's
@@ -581,7 +623,7 @@ static void *get_slow(struct gcpool *p, struct gcp_locals *a, unsigned self)
 static __attribute__((noinline)) void *get_shared(struct gcpool *p)
 {
     /* Acquire: pairs with the release stores of first use and of a cycle. */
-    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
     if (__builtin_expect(!a, 0)) {
         if (gcp_reentered())
             return get_reentrant(p);
@@ -637,7 +679,7 @@ void *(gcpool_get)(gcpool_t *p)
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* The hot path: one sequence, one load and one store. */
     if (__builtin_expect(p && fast_on(), 1)) {
-        void *obj = gcpool_fastpath_take_(&p->cur);
+        void *obj = gcpool_fastpath_take_(gcp_pin_table.cpu_local, &p->cur);
         return __builtin_expect(obj != NULL, 1) ? obj : get_shared(p);
     }
 #endif
@@ -647,7 +689,7 @@ void *(gcpool_get)(gcpool_t *p)
 /* Where the inline gcpool_get goes when the private slot and the head ring
  * were empty (get_shared tries the ring once more: the sequence may have
  * given up for a migration). */
-void *gcpool_fastpath_get_v2(gcpool_t *p)
+void *gcpool_fastpath_get_v3(gcpool_t *p)
 {
     return __builtin_expect(p && fast_on(), 1) ? get_shared(p) : get_general(p);
 }
@@ -725,7 +767,8 @@ static __attribute__((noinline)) void put_slow(struct gcpool *p, void *obj)
         }
         if (gcp_debug) {
             /* Checked mode asks the collector about every put (see stop_caching). */
-            if (atomic_load_explicit(&p->cur, memory_order_acquire) && hidden_from_collector(p, obj))
+            if (gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire)) &&
+                hidden_from_collector(p, obj))
                 stop_caching(p, obj);
             switch (gcp_debug_put(p, obj)) {
             case GCP_DEBUG_CACHE:
@@ -744,7 +787,7 @@ static __attribute__((noinline)) void put_slow(struct gcpool *p, void *obj)
     /* The private slot was taken.  The head ring's sequence is safe from a
      * signal handler; what follows it is checked for re-entry, as in
      * get_shared. */
-    struct gcp_locals *a = atomic_load_explicit(&p->cur, memory_order_acquire);
+    struct gcp_locals *a = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
     if (!a) { /* first use: set up the arrays, then the private slot is free */
         if (gcp_reentered()) {
             put_reentrant(p, obj);
@@ -793,7 +836,7 @@ void(gcpool_put)(gcpool_t *p, void *obj)
 #ifdef GCP_PIN_RSEQ_POSSIBLE
     /* The hot path: this CPU's private slot, one sequence (see gcpool_get). */
     if (__builtin_expect(p && obj && fast_on(), 1) &&
-        __builtin_expect(gcpool_fastpath_fill_(&p->cur, obj), 1))
+        __builtin_expect(gcpool_fastpath_fill_(gcp_pin_table.cpu_local, &p->cur, obj), 1))
         return;
 #endif
     put_slow(p, obj);
@@ -801,17 +844,27 @@ void(gcpool_put)(gcpool_t *p, void *obj)
 
 /* Where the inline gcpool_put goes when the private slot and the head ring
  * were full (put_slow tries the ring once more, as gcpool_fastpath_get_v2). */
-void gcpool_fastpath_put_v2(gcpool_t *p, void *obj)
+void gcpool_fastpath_put_v3(gcpool_t *p, void *obj)
 {
     put_slow(p, obj);
 }
 
-/* Programs built against the v1 contract (fastpath.h says why it changed)
- * read gcpool_fastpath_v1 instead: its `on` stays 0, so they call gcpool_get
- * and gcpool_put and never these two, kept so that they still link. */
-GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v1;
+/* Programs built against the v1 and v2 contracts (fastpath.h says why each
+ * changed) read gcpool_fastpath_v1 or _v2 instead, a table of this layout
+ * (which a copy relocation may have copied at its size): its `on` stays 0, so
+ * they call gcpool_get and gcpool_put and never these, kept so that they
+ * still link, and still right if called. */
+struct gcp_fastpath_v2 {
+    int on;
+    ptrdiff_t rseq_offset;
+    uint64_t restarts;
+    size_t cpu_local[1024];
+};
+GCPOOL_API struct gcp_fastpath_v2 gcpool_fastpath_v1, gcpool_fastpath_v2;
 GCPOOL_API void *gcpool_fastpath_get_v1(gcpool_t *p);
 GCPOOL_API void gcpool_fastpath_put_v1(gcpool_t *p, void *obj);
+GCPOOL_API void *gcpool_fastpath_get_v2(gcpool_t *p);
+GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *p, void *obj);
 
 void *gcpool_fastpath_get_v1(gcpool_t *p)
 {
@@ -819,6 +872,16 @@ void *gcpool_fastpath_get_v1(gcpool_t *p)
 }
 
 void gcpool_fastpath_put_v1(gcpool_t *p, void *obj)
+{
+    put_slow(p, obj);
+}
+
+void *gcpool_fastpath_get_v2(gcpool_t *p)
+{
+    return get_general(p);
+}
+
+void gcpool_fastpath_put_v2(gcpool_t *p, void *obj)
 {
     put_slow(p, obj);
 }
@@ -878,7 +941,7 @@ void gcpool_destroy(gcpool_t *p)
      * the pool) find no storage: an empty pool's new_fn and free_fn, so that
      * nothing is put where the drains below have passed already. */
     p->destroying = true;
-    atomic_store_explicit(&p->cur, NULL, memory_order_relaxed);
+    atomic_store_explicit(&p->cur, gcp_no_locals, memory_order_relaxed);
     atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
     for (int k = 0; k < 3; k++)
         if (p->arrays[k])
@@ -892,7 +955,7 @@ void gcpool_destroy(gcpool_t *p)
         /* The handle stays reserved, so that a later call through it is
          * reported rather than reading freed memory. */
         memset(p->arrays, 0, sizeof p->arrays);
-        atomic_store_explicit(&p->cur, NULL, memory_order_relaxed);
+        atomic_store_explicit(&p->cur, gcp_no_locals, memory_order_relaxed);
         atomic_store_explicit(&p->vic, NULL, memory_order_relaxed);
         atomic_store_explicit(&p->drp, NULL, memory_order_relaxed);
         p->destroyed = true;

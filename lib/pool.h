@@ -81,11 +81,30 @@ static inline struct gcp_local *gcp_local_at(const struct gcp_locals *a, unsigne
     return (struct gcp_local *)(a->base + (size_t)i * a->stride);
 }
 
+/* What a pool's cur points to while it has no array of its own (before its
+ * first use, once it stopped caching, while it is destroyed), so that cur is
+ * never NULL and the sequences need not test it: one array, read-only, shared
+ * by all pools, whose every local sends every sequence to the library - its
+ * private slot holds GCP_NO_LOCALS_SLOT, which take treats as empty and fill
+ * as taken, and its pin is held, so that push and pop give up.  Nothing ever
+ * writes to it (it is mapped read-only): no sequence stores before its
+ * checks pass, and the library reads cur through gcp_locals_real, which turns
+ * it into NULL.  Set once, before the first pool exists. */
+extern struct gcp_locals *gcp_no_locals;
+#define GCP_NO_LOCALS_SLOT ((void *)-1) /* negative: no user-space object (fastpath.h) */
+
+/* a, or NULL when it is gcp_no_locals. */
+static inline struct gcp_locals *gcp_locals_real(struct gcp_locals *a)
+{
+    return a == gcp_no_locals ? NULL : a;
+}
+
 struct gcpool {
     /* Roles, swapped by cycles.  Acquire loads pair with the release stores of
      * the rotation and of the lazy first use, so a reader sees a set-up array.
      * cur first: gcpool/fastpath.h's sequences, inlined in programs, read it
-     * as the pool's first word. */
+     * as the pool's first word.  cur is never NULL: gcp_no_locals stands for
+     * no array (read it through gcp_locals_real). */
     struct gcp_locals *_Atomic cur, *_Atomic vic, *_Atomic drp;
     gcpool_new_fn new_fn;
     gcpool_free_fn free_fn;

@@ -54,7 +54,7 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     /* Acquire: the arrays exist once cur is published (first use), and stay
      * when a pool that stopped caching takes cur away (uncached, set before)
      * and while a pool being destroyed drains them (destroying). */
-    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL ||
+    bool set_up = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire)) != NULL ||
                   atomic_load_explicit(&p->uncached, memory_order_acquire) || p->destroying;
     for (int k = 0; k < 3 && set_up; k++) {
         const struct gcp_locals *a = p->arrays[k];

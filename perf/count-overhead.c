@@ -29,7 +29,8 @@ static inline void *take_uncounted(struct gcp_locals *_Atomic *role)
                          "5: xorl %k[obj], %k[obj]\n\t"
                          "6:\n\t"
                          : [obj] "=&r"(obj)
-                         : GCPOOL_RSEQ_INPUTS_(role), [priv] "i"(offsetof(struct gcp_local, private_))
+                         : GCPOOL_RSEQ_INPUTS_(gcp_pin_table.cpu_local, role),
+                           [priv] "i"(offsetof(struct gcp_local, private_))
                          : "rax", "rcx", "rdx", "memory", "cc");
     return obj;
 }
@@ -47,7 +48,8 @@ static inline bool fill_uncounted(struct gcp_locals *_Atomic *role, void *obj)
                          "5: xorl %[done], %[done]\n\t"
                          "6:\n\t"
                          : [done] "=&r"(done)
-                         : GCPOOL_RSEQ_INPUTS_(role), [priv] "i"(offsetof(struct gcp_local, private_)),
+                         : GCPOOL_RSEQ_INPUTS_(gcp_pin_table.cpu_local, role),
+                           [priv] "i"(offsetof(struct gcp_local, private_)),
                            [obj] "r"(obj)
                          : "rax", "rcx", "rdx", "memory", "cc");
     return done;
@@ -86,9 +88,10 @@ int main(int argc, char **argv)
         for (int counted = 0; counted < 2; counted++) {
             double t0 = cpu_seconds();
             for (long i = 0; i < pairs / 5; i++) {
-                if (counted ? !gcpool_fastpath_fill_(role, &obj) : !fill_uncounted(role, &obj))
+                const size_t *tab = gcp_pin_table.cpu_local;
+                if (counted ? !gcpool_fastpath_fill_(tab, role, &obj) : !fill_uncounted(role, &obj))
                     abort();
-                if (!(counted ? gcpool_fastpath_take_(role) : take_uncounted(role)))
+                if (!(counted ? gcpool_fastpath_take_(tab, role) : take_uncounted(role)))
                     abort();
             }
             double ns = (cpu_seconds() - t0) / (pairs / 5) * 1e9;

@@ -13,7 +13,12 @@ if [ -n "$stray" ]; then
     exit 1
 fi
 count=$(printf '%s\n' "$exported" | grep -c '^gcpool_')
-for need in gcpool_create gcpool_destroy gcpool_get gcpool_put gcpool_collect gcpool_cycles gcpool_read_stats; do
+# The fast path's contract (gcpool/fastpath.h): v3, and v1 and v2 kept for programs built
+# against them.
+for need in gcpool_create gcpool_destroy gcpool_get gcpool_put gcpool_collect gcpool_cycles gcpool_read_stats \
+    gcpool_fastpath_v3 gcpool_fastpath_get_v3 gcpool_fastpath_put_v3 \
+    gcpool_fastpath_v2 gcpool_fastpath_get_v2 gcpool_fastpath_put_v2 \
+    gcpool_fastpath_v1 gcpool_fastpath_get_v1 gcpool_fastpath_put_v1; do
     printf '%s\n' "$exported" | grep -qx "$need" || { echo "FAIL: $need not exported"; exit 1; }
 done
 echo "PASS: $count symbols exported, all gcpool_*"

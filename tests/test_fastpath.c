@@ -5,7 +5,7 @@
  * of pins (below): the lock pin and rseq; the inline path only acts under rseq.
  *
  * Like a program, these link the shared library (where it is built) and use
- * only its public interface: the library's own copy of gcpool_fastpath_v2 and
+ * only its public interface: the library's own copy of gcpool_fastpath_v3 and
  * the program's (a copy relocation) must be one. */
 #include <errno.h>
 #include <stdatomic.h>
@@ -71,19 +71,47 @@ START_TEST(test_macros_where_inlined)
 }
 END_TEST
 
-/* `on` is what the inline path tests first: set only under the rseq pin. */
+/* What a program built against the v2 contract reads first (fastpath.h):
+ * its `on` must stay 0, so that such a program always calls. */
+extern struct {
+    int on;
+} gcpool_fastpath_v2;
+
+/* Whether the table the inline path reads gives any CPU a local: the fast
+ * path on.  Off, every entry says "no local" and every get and put calls. */
+static bool table_on(void)
+{
+#ifdef GCPOOL_FASTPATH_RSEQ
+    for (int cpu = 0; cpu < GCPOOL_FASTPATH_MAX_CPUS; cpu++)
+        if (gcpool_fastpath_v3.cpu_local[cpu] != GCPOOL_FASTPATH_NO_LOCAL)
+            return true;
+#endif
+    return false;
+}
+
+/* The table is on only under the rseq pin, and then for this thread's CPU. */
 START_TEST(test_on_follows_the_pin)
 {
     const struct pin_variant *pin = TEST_VARIANT(pins);
     if (!setup(pin->rseq))
         return;
+    int cpu = test_pin_to_one_cpu();
+    ck_assert(!table_on()); /* before the first pool */
     gcpool_t *p = gcpool_create(NULL);
-    ck_assert_int_eq(gcpool_fastpath_v2.on, pin->rseq);
+    ck_assert_int_eq(table_on(), pin->rseq);
+#ifdef GCPOOL_FASTPATH_RSEQ
+    if (pin->rseq && cpu < GCPOOL_FASTPATH_MAX_CPUS)
+        ck_assert_uint_ne(gcpool_fastpath_v3.cpu_local[cpu], GCPOOL_FASTPATH_NO_LOCAL);
+#else
+    (void)cpu;
+#endif
+    ck_assert_int_eq(gcpool_fastpath_v2.on, 0);
     gcpool_destroy(p);
 }
 END_TEST
 
-/* Checked mode needs every get and put in the library: `on` stays 0. */
+/* Checked mode needs every get and put in the library: the table stays off
+ * (v2's `on` 0). */
 START_TEST(test_checked_mode_turns_it_off)
 {
     setenv("GCPOOL_DEBUG", "1", 1);
@@ -91,6 +119,7 @@ START_TEST(test_checked_mode_turns_it_off)
         return;
     gcpool_t *p = gcpool_create(NULL);
     test_pin_to_one_cpu(); /* a private slot is not stolen: a migration would lose the get */
+    ck_assert(!table_on());
     ck_assert_int_eq(gcpool_fastpath_v2.on, 0);
     gcpool_put(p, &objs[0]);
     gcpool_put(p, &objs[0]); /* a double put: checked mode reports and ignores it */
@@ -200,7 +229,7 @@ START_TEST(test_null_pool_and_object)
     gcpool_put(NULL, &objs[0]);
     ck_assert_int_eq(errno, EINVAL);
     errno = 0;
-    ck_assert_ptr_null(gcpool_fastpath_get_v2(NULL));
+    ck_assert_ptr_null(gcpool_fastpath_get_v3(NULL));
     ck_assert_int_eq(errno, EINVAL);
     gcpool_put(p, NULL); /* ignored */
     ck_assert_ptr_null(gcpool_get(p));

@@ -7,24 +7,28 @@
  * machine more than the slot itself (perf/README.md).  When neither can serve
  * - empty, full, the pool's first use, a CPU without a local, a slow path at
  * work on the chain - they call the library past them; when the fast path is
- * off - the lock pin in force, checked mode, no rseq - they call gcpool_get
- * and gcpool_put.
+ * off - the lock pin in force, checked mode, no rseq - every CPU's entry in
+ * the table they read says "no local", so they give up at once and call the
+ * library, which takes the general path.
  *
  *   GCPOOL_NO_INLINE   defined before including <gcpool.h>: always call.
  *   (gcpool_get)(p)    calls the function, as does taking its address.
  *
  * What follows is a contract between programs compiled against this header
  * and the library: a pool's first word points to the header of its current
- * array of locals, and the local of a CPU sits GCPOOL_FASTPATH_LOCALS_HEADER
- * bytes past that header plus the CPU's entry in cpu_local; a local and a
- * ring have the fields the GCPOOL_FASTPATH_LOCAL_ and _RING_ offsets name;
+ * array of locals (never NULL: see GCPOOL_RSEQ_LOCAL_), and the local of a
+ * CPU sits the CPU's entry in cpu_local bytes past that header (0: no local,
+ * call); a local and a ring have the fields the GCPOOL_FASTPATH_LOCAL_ and
+ * _RING_ offsets name; the thread's rseq area is glibc's (__rseq_offset);
  * and the sequences keep the rules of lib/ring.h's "Slots".  The library
  * checks the layout when it is built (lib/pool.c).  A library that changes
- * the contract exports gcpool_fastpath_v3 and keeps gcpool_fastpath_v2 with
- * `on` 0, so that programs built against this header go on working, through
- * calls.  (v1, whose pop cleared its slot with a plain store after the
- * commit, is kept so: the library's slow path now refills a slot whose clear
- * lags, which that store could undo.)
+ * the contract exports
+ * gcpool_fastpath_v4 and keeps gcpool_fastpath_v3 with every entry 0, so that
+ * programs built against this header go on working, through calls.  (v1 and
+ * v2 are kept so, their `on` 0: v1's pop cleared its slot with a plain store
+ * after the commit, which could undo the slow path's refill of a slot whose
+ * clear lags; v2 tested `on`, read the library's copy of the rseq offset and
+ * kept GCPOOL_FASTPATH_NO_LOCAL, -1, for a CPU without a local.)
  *
  * Reading order: the offsets, the table the sequences read, the pieces every
  * sequence is made of (descriptor, abort handler, start, the local's lookup),
@@ -40,7 +44,7 @@
 /* ---- the contract's offsets -------------------------------------------- */
 
 #define GCPOOL_FASTPATH_MAX_CPUS 1024        /* OS CPU numbers served; higher ones call */
-#define GCPOOL_FASTPATH_NO_LOCAL ((size_t)-1) /* a CPU without a local of its own */
+#define GCPOOL_FASTPATH_NO_LOCAL ((size_t)0) /* a CPU without a local, or the fast path off */
 #define GCPOOL_FASTPATH_LOCALS_HEADER 32     /* bytes from an array's header to its locals */
 /* A local (lib/pool.h's struct gcp_local): its private slot at 0, then: */
 #define GCPOOL_FASTPATH_LOCAL_FILLS 8        /* fills: objects ever put in private */
@@ -59,23 +63,26 @@
 #define GCPOOL_FASTPATH_RSEQ_CPU_ID_START 0  /* uint32_t: the CPU, always valid */
 #define GCPOOL_FASTPATH_RSEQ_CS 8            /* u64: the running sequence's descriptor */
 
-/* What the sequences read.  Set by the library before its first pool exists,
- * read with relaxed loads: a pool reaches another thread only through that
- * thread's own synchronisation, which orders these stores before it. */
+/* What the sequences read.  All zero, "no local" for every CPU, until the
+ * library's first pool with the fast path on (rseq pin, checked mode off)
+ * exists; then set once (back to zero only in a forked child that cannot
+ * fence sequences, while it has one thread).  The sequences read cpu_local
+ * with plain loads: a pool reaches another thread only through that thread's
+ * own synchronisation, which orders the library's stores before it, and a
+ * sequence that reads a zero before then merely calls the library. */
 struct gcpool_fastpath {
-    int on;                /* 1: rseq pin in force and checked mode off; 0: call */
-    ptrdiff_t rseq_offset; /* the thread's rseq area from the thread pointer (__rseq_offset) */
-    uint64_t restarts;     /* sequences the kernel restarted; right before cpu_local,
-                              where the abort handler finds it */
-    size_t cpu_local[GCPOOL_FASTPATH_MAX_CPUS]; /* OS CPU -> byte offset of its local */
+    uint64_t restarts; /* sequences the kernel restarted; right before cpu_local,
+                          where the abort handler finds it */
+    size_t cpu_local[GCPOOL_FASTPATH_MAX_CPUS]; /* OS CPU -> bytes from an array's
+                                                   header to its local, or NO_LOCAL */
 };
 /* restarts from cpu_local, as the abort handler addresses it. */
 #define GCPOOL_FASTPATH_RESTARTS (-8)
-extern GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v2;
+extern GCPOOL_API struct gcpool_fastpath gcpool_fastpath_v3;
 /* The library's gcpool_get and gcpool_put past the private slot and the head
- * ring. */
-GCPOOL_API void *gcpool_fastpath_get_v2(gcpool_t *pool);
-GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
+ * ring, and where every call goes when the fast path is off. */
+GCPOOL_API void *gcpool_fastpath_get_v3(gcpool_t *pool);
+GCPOOL_API void gcpool_fastpath_put_v3(gcpool_t *pool, void *obj);
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -99,10 +106,19 @@ GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
 #define GCPOOL_FASTPATH_ASM_GOTO_ 0
 #endif
 
+/* glibc's rseq area (>= 2.35): __rseq_offset, const, which compilers keep
+ * in a register across the asm's memory clobbers. */
+#if defined(__has_include)
+#if __has_include(<sys/rseq.h>)
+#define GCPOOL_FASTPATH_HAVE_RSEQ_H_ 1
+#endif
+#endif
+
 /* ThreadSanitizer cannot see inside a sequence: such builds call. */
 #if defined(__x86_64__) && defined(__linux__) && GCPOOL_FASTPATH_ASM_GOTO_ &&                  \
-    !defined(GCPOOL_FASTPATH_TSAN_)
+    defined(GCPOOL_FASTPATH_HAVE_RSEQ_H_) && !defined(GCPOOL_FASTPATH_TSAN_)
 #define GCPOOL_FASTPATH_RSEQ 1
+#include <sys/rseq.h>
 
 #define GCPOOL_RSEQ_SIG_ "0x53053053" /* glibc's RSEQ_SIG on x86 */
 
@@ -160,18 +176,22 @@ GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
 
 /* The local's lookup, first thing in the critical section: this CPU (in
  * ecx), its local's offset (rax), the array *role points to, and the local
- * in rdx; `fail` when the CPU is too high, has no local, or *role is NULL. */
+ * in rdx; `fail` when the CPU is too high or has no local (or the fast path
+ * is off: every entry is NO_LOCAL then).  The table is looked at before
+ * *role: with the fast path off, role need not be a pool's.  *role is never
+ * NULL: a pool without an array of its own (before its first use, say) points
+ * to the library's array of locals that are no one's, whose every sequence
+ * gives up at its first test (lib/pool.h, gcp_no_locals: a private slot that
+ * take finds empty and fill taken, a pin held). */
 #define GCPOOL_RSEQ_LOCAL_(fail)                                                               \
     "movl %%fs:%c[cpu_id_start](%[rs]), %%ecx\n\t"                                             \
     "cmpl %[max], %%ecx\n\t"                                                                   \
     "jae " fail "\n\t"                                                                         \
     "movq (%[tab], %%rcx, 8), %%rax\n\t"                                                       \
-    "cmpq $-1, %%rax\n\t" /* GCPOOL_FASTPATH_NO_LOCAL */                                       \
-    "je " fail "\n\t"                                                                          \
-    "movq (%[role]), %%rdx\n\t"                                                                \
-    "testq %%rdx, %%rdx\n\t"                                                                   \
+    "testq %%rax, %%rax\n\t" /* GCPOOL_FASTPATH_NO_LOCAL */                                    \
     "jz " fail "\n\t"                                                                          \
-    "leaq %c[hdr](%%rdx, %%rax), %%rdx\n\t"
+    "movq (%[role]), %%rdx\n\t"                                                                \
+    "addq %%rax, %%rdx\n\t"
 
 /* All four, as every sequence begins: descriptor 3, abort handler 4 (undo,
  * count, start over at 0), entry 0 (init), start 1, the local in rdx. */
@@ -181,40 +201,44 @@ GCPOOL_API void gcpool_fastpath_put_v2(gcpool_t *pool, void *obj);
     "0: " init GCPOOL_RSEQ_START_("3", "1")                                                    \
     GCPOOL_RSEQ_LOCAL_(fail)
 
-/* rs reaches the rseq area with one %fs-relative access; tab is also how the
- * abort handler finds the restart count. */
-#define GCPOOL_RSEQ_INPUTS_(role)                                                              \
-    [rs] "r"(gcpool_fastpath_v2.rseq_offset), [role] "r"(role),                               \
-        [tab] "r"(gcpool_fastpath_v2.cpu_local), [max] "i"(GCPOOL_FASTPATH_MAX_CPUS),         \
-        [hdr] "i"(GCPOOL_FASTPATH_LOCALS_HEADER), [restarts] "i"(GCPOOL_FASTPATH_RESTARTS),   \
+/* rs reaches the rseq area with one %fs-relative access; tab is the
+ * cpu_local of the table in use (the program's gcpool_fastpath_v3, or the
+ * library's own, filled under the rseq pin even in checked mode), and how the
+ * abort handler finds its restart count. */
+#define GCPOOL_RSEQ_INPUTS_(table, role)                                                       \
+    [rs] "r"(__rseq_offset), [role] "r"(role), [tab] "r"(table),                              \
+        [max] "i"(GCPOOL_FASTPATH_MAX_CPUS), [restarts] "i"(GCPOOL_FASTPATH_RESTARTS),        \
         [rseq_cs] "i"(GCPOOL_FASTPATH_RSEQ_CS),                                                \
         [cpu_id_start] "i"(GCPOOL_FASTPATH_RSEQ_CPU_ID_START)
 
 /* ---- the private slot ----------------------------------------------------- */
 
 /* take: the private object of this CPU's local in the array *role points
- * to; NULL when the slot is empty or there is no such local.
+ * to; NULL when the slot is empty or there is no such local.  A negative
+ * private (no user-space address) is a slot of a local that is no one's
+ * (GCPOOL_RSEQ_LOCAL_): empty, and the test costs nothing more (jle, not jz).
  *
  *     local = this CPU's local in *role;    if none: return NULL
- *     obj = local->private_;                if NULL: return NULL
+ *     obj = local->private_;                if NULL or negative: return NULL
  *     local->private_ = NULL;               commit
  *     return obj;
  */
-static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_take_(const void *role)
+static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_take_(const size_t *tab,
+                                                                            const void *role)
 {
     void *obj;
     __asm__ __volatile__(GCPOOL_RSEQ_BEGIN_("", "", "5f")
                          GCPOOL_RSEQ_INJECT_(1)
                          "movq (%%rdx), %[obj]\n\t"
                          "testq %[obj], %[obj]\n\t"
-                         "jz 2f\n\t"
+                         "jle 5f\n\t"
                          GCPOOL_RSEQ_INJECT_(2)
                          "movq $0, (%%rdx)\n\t" /* commit */
                          "2: jmp 6f\n\t"
                          "5: xorl %k[obj], %k[obj]\n\t"
                          "6:\n\t"
                          : [obj] "=&r"(obj)
-                         : GCPOOL_RSEQ_INPUTS_(role)
+                         : GCPOOL_RSEQ_INPUTS_(tab, role)
                          : "rax", "rcx", "rdx", "memory", "cc");
     return obj;
 }
@@ -231,7 +255,8 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_take_(con
  *     local->fills++;                       after the sequence
  *     return 1;
  */
-static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const void *role,
+static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const size_t *tab,
+                                                                            const void *role,
                                                                             void *obj)
 {
     __asm__ goto(GCPOOL_RSEQ_BEGIN_("", "", "%l[taken]")
@@ -242,7 +267,7 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_fill_(const
                  "movq %[obj], (%%rdx)\n\t" /* commit */
                  "2: incq %c[fills](%%rdx)\n\t"
                  :
-                 : GCPOOL_RSEQ_INPUTS_(role), [fills] "i"(GCPOOL_FASTPATH_LOCAL_FILLS),
+                 : GCPOOL_RSEQ_INPUTS_(tab, role), [fills] "i"(GCPOOL_FASTPATH_LOCAL_FILLS),
                    [obj] "r"(obj)
                  : "rax", "rcx", "rdx", "memory", "cc"
                  : taken);
@@ -308,7 +333,8 @@ taken:
  *     local->seq.puts_shared++;             after the sequence
  *     return 1;
  */
-static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const void *role,
+static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const size_t *tab,
+                                                                            const void *role,
                                                                             void *obj)
 {
     __asm__ goto(
@@ -340,7 +366,7 @@ static __inline__ __attribute__((always_inline)) int gcpool_fastpath_push_(const
         "movl %%ecx, %c[head](%%rdx)\n\t" /* commit: head + 1 publishes the slot */
         "2: incq %c[count](%%r9)\n\t"
         :
-        : GCPOOL_RSEQ_INPUTS_(role), GCPOOL_RSEQ_CHAIN_INPUTS_, [obj] "r"(obj),
+        : GCPOOL_RSEQ_INPUTS_(tab, role), GCPOOL_RSEQ_CHAIN_INPUTS_, [obj] "r"(obj),
           [count] "i"(GCPOOL_FASTPATH_LOCAL_PUTS_SHARED)
         : "rax", "rcx", "rdx", "r8", "r9", "r11", "memory", "cc"
         : full);
@@ -379,7 +405,8 @@ full:
  *     else if (*slot == obj) *slot = NULL;  commit
  *     return obj;
  */
-static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(const void *role)
+static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(const size_t *tab,
+                                                                            const void *role)
 {
     void *obj;
     __asm__ __volatile__(
@@ -424,34 +451,35 @@ static __inline__ __attribute__((always_inline)) void *gcpool_fastpath_pop_(cons
         "5: xorl %k[obj], %k[obj]\n\t"
         "6:\n\t"
         : [obj] "=&r"(obj)
-        : GCPOOL_RSEQ_INPUTS_(role), GCPOOL_RSEQ_CHAIN_INPUTS_,
+        : GCPOOL_RSEQ_INPUTS_(tab, role), GCPOOL_RSEQ_CHAIN_INPUTS_,
           [count] "i"(GCPOOL_FASTPATH_LOCAL_HIT_SHARED)
         : "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc");
     return obj;
 }
 
 /* ---- gcpool_get and gcpool_put --------------------------------------------- */
+/* With the fast path off, both sequences give up at the table (no local for
+ * any CPU) and the library's entry point takes the general path. */
 #ifndef GCPOOL_NO_INLINE
 static __inline__ __attribute__((always_inline)) void *gcpool_get_inline_(gcpool_t *pool)
 {
-    if (__builtin_expect(pool != NULL && __atomic_load_n(&gcpool_fastpath_v2.on, __ATOMIC_RELAXED), 1)) {
-        void *obj = gcpool_fastpath_take_(pool); /* the role: the pool's first word */
+    if (__builtin_expect(pool != NULL, 1)) {
+        /* The role: the pool's first word. */
+        void *obj = gcpool_fastpath_take_(gcpool_fastpath_v3.cpu_local, pool);
         if (__builtin_expect(obj != NULL, 1))
             return obj;
-        obj = gcpool_fastpath_pop_(pool);
-        return __builtin_expect(obj != NULL, 1) ? obj : gcpool_fastpath_get_v2(pool);
+        obj = gcpool_fastpath_pop_(gcpool_fastpath_v3.cpu_local, pool);
+        return __builtin_expect(obj != NULL, 1) ? obj : gcpool_fastpath_get_v3(pool);
     }
     return (gcpool_get)(pool);
 }
 
 static __inline__ __attribute__((always_inline)) void gcpool_put_inline_(gcpool_t *pool, void *obj)
 {
-    if (__builtin_expect(pool != NULL && obj != NULL &&
-                             __atomic_load_n(&gcpool_fastpath_v2.on, __ATOMIC_RELAXED),
-                         1)) {
-        if (__builtin_expect(!gcpool_fastpath_fill_(pool, obj), 0) &&
-            __builtin_expect(!gcpool_fastpath_push_(pool, obj), 0))
-            gcpool_fastpath_put_v2(pool, obj);
+    if (__builtin_expect(pool != NULL && obj != NULL, 1)) {
+        if (__builtin_expect(!gcpool_fastpath_fill_(gcpool_fastpath_v3.cpu_local, pool, obj), 0) &&
+            __builtin_expect(!gcpool_fastpath_push_(gcpool_fastpath_v3.cpu_local, pool, obj), 0))
+            gcpool_fastpath_put_v3(pool, obj);
         return;
     }
     (gcpool_put)(pool, obj);

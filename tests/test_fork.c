@@ -354,11 +354,14 @@ END_TEST
  * one of them nap now and then, as if preempted, wherever it is: often with a
  * lock held, so that its waiters starve.  200 times the parent forks, and
  * each child gets and puts past the private slot too, then exits.  The
- * parent gives it a second and fails rather than hang.  Before the child
- * reset the locks, both locked-queue cases hung within a few dozen forks. */
+ * parent gives it ten seconds and fails rather than hang: a child takes
+ * milliseconds, 0.4 s at worst seen on a 2-CPU machine at load average 25,
+ * and a hang is for ever; one second failed there under load.  Before the
+ * child reset the locks, both locked-queue cases hung within a few dozen
+ * forks. */
 #define MANY_FORKS 200 /* divided by GCPOOL_TEST_N */
 #define BUSY_THREADS 16
-#define CHILD_SECONDS 1.0 /* times CK_TIMEOUT_MULTIPLIER (valgrind) */
+#define CHILD_SECONDS 10.0 /* times CK_TIMEOUT_MULTIPLIER (valgrind) */
 
 static struct {
     gcpool_t *pool;

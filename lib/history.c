@@ -6,9 +6,11 @@
  * are serialised and so are the records' writes.  Readers take no lock: each
  * record has its own sequence (a seqlock), odd while its cycle writes it, and
  * a reader keeps a copy only if the sequence was even and the same before
- * and after it.  Every field is an atomic read and written relaxed (no data
- * race, for the model and for TSan); the fences order them against the
- * sequence.
+ * and after it.  Every field is an atomic (no data race, for the model and
+ * for TSan), stored with release and loaded with acquire: that orders each
+ * field after the odd sequence before it, without fences (which TSan does
+ * not model).  On x86-64 and aarch64's LDAR/STLR these are plain moves or
+ * nearly, and only the cycle and gcpool_read_cycles run them.
  *
  * dropped and victim_hits are not counted per cycle on any hot path: each
  * record keeps two snapshots taken at its start (the cycles' drop count, the
@@ -59,8 +61,9 @@ void gcp_history_start(struct gcp_cycle_rec *rec, uint64_t number, enum gcpool_c
                                   .dropped_before = gcp_history_drops()};
 }
 
-#define PUT(s, f, v) atomic_store_explicit(&(s)->f, (v), memory_order_relaxed)
-#define GET(s, f) atomic_load_explicit(&(s)->f, memory_order_relaxed)
+/* Release and acquire: see the top, and read_slot. */
+#define PUT(s, f, v) atomic_store_explicit(&(s)->f, (v), memory_order_release)
+#define GET(s, f) atomic_load_explicit(&(s)->f, memory_order_acquire)
 
 void gcp_history_record(struct gcp_cycle_rec *rec)
 {
@@ -69,9 +72,9 @@ void gcp_history_record(struct gcp_cycle_rec *rec)
     /* Relaxed: this thread is the only writer (registry lock). */
     uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
-    /* Release fence: a reader that loads any field stored below also sees the
-     * odd sequence (its acquire fence pairs with this) and drops its copy. */
-    atomic_thread_fence(memory_order_release);
+    /* Each PUT releases: a reader that loads any field stored below (GET,
+     * acquire) sees this odd sequence too, on its second look, and drops its
+     * copy. */
     PUT(s, number, rec->number);
     PUT(s, cause, rec->cause);
     PUT(s, start_ns, rec->start_ns);
@@ -100,10 +103,9 @@ static bool read_slot(uint64_t number, struct gcp_cycle_rec *r)
         *r = (struct gcp_cycle_rec){GET(s, number), GET(s, cause), GET(s, start_ns),
                                     GET(s, duration_ns), GET(s, moved), GET(s, dropped_before),
                                     GET(s, vhits_before)};
-        /* Acquire fence: pairs with the writer's release fence, so that if a
-         * field above came from a write begun since, the load below sees at
-         * least that write's odd sequence. */
-        atomic_thread_fence(memory_order_acquire);
+        /* Relaxed: the GETs above acquire, so this load comes after them, and
+         * if one of them read a write begun since, this sees at least that
+         * write's odd sequence (each PUT released it). */
         if (atomic_load_explicit(&s->seq, memory_order_relaxed) == before)
             return r->number == number;
     }

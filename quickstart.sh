@@ -12,7 +12,7 @@ top=$PWD
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential autoconf automake libtool pkg-config libgc-dev libhwloc-dev check hwloc
-    valgrind groff-base)
+    valgrind groff-base systemtap-sdt-dev)
 
 install_missing() {
     local missing=()

@@ -128,6 +128,14 @@ int gcpool_read_cycles(gcpool_cycle_t *out, size_t n)
         errno = EINVAL;
         return -1;
     }
+    /* The pools' walk takes drain_mutex, which a signal handler that
+     * interrupted a gcpool call must not: there the newest stops at its
+     * cycle's start. */
+    return gcp_history_read(out, n, !gcp_reentered());
+}
+
+int gcp_history_read(gcpool_cycle_t *out, size_t n, bool walk)
+{
     /* Acquire: pairs with gcp_history_record's release of recorded. */
     uint64_t newest = atomic_load_explicit(&recorded, memory_order_acquire);
     size_t want = n < NREC ? n : NREC;
@@ -141,11 +149,9 @@ int gcpool_read_cycles(gcpool_cycle_t *out, size_t n)
         got++;
     if (!got)
         return 0;
-    /* The newest's "so far": now.  The pools' walk takes drain_mutex, which a
-     * signal handler that interrupted a gcpool call must not: there it stops
-     * at the cycle's start. */
+    /* The newest's "so far": now. */
     uint64_t drops_now = gcp_history_drops(), vhits_now = recs[0].vhits_before;
-    if (!gcp_reentered()) {
+    if (walk) {
         vhits_now = 0;
         gcp_cycle_each_pool(add_victim_hits, &vhits_now);
     }

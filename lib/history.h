@@ -3,6 +3,8 @@
 #ifndef GCPOOL_HISTORY_H
 #define GCPOOL_HISTORY_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "lib/pool.h"
 
@@ -24,6 +26,10 @@ void gcp_history_record(struct gcp_cycle_rec *rec);
  * deferred drains (cycle.c). */
 void gcp_history_count_drops(uint64_t n);
 uint64_t gcp_history_drops(void);
+/* gcpool_read_cycles, out not NULL; walk: count the newest's victim hits so
+ * far (a walk of the pools under drain_mutex, or this thread's drain), else
+ * stop them at its start.  The report walks from its busy section. */
+int gcp_history_read(gcpool_cycle_t *out, size_t n, bool walk);
 /* One pool's hit_victim summed over its locals (stats.c); loads only. */
 uint64_t gcp_stats_victim_hits(const struct gcpool *p);
 /* "collector", "sim", "explicit" or "other". */

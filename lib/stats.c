@@ -275,7 +275,8 @@ void gcpool_stats_print(FILE *out, int flags)
 static void print_cycles_json(FILE *out)
 {
     gcpool_cycle_t c[GCPOOL_CYCLE_HISTORY];
-    int n = gcpool_read_cycles(c, GCPOOL_CYCLE_HISTORY);
+    /* Walking the pools works here, busy section and all (as report_pool's). */
+    int n = gcp_history_read(c, GCPOOL_CYCLE_HISTORY, true);
     fputs(", \"recent_cycles\": [", out);
     for (int i = 0; i < n; i++)
         fprintf(out,

@@ -145,8 +145,11 @@ START_TEST(test_json_report)
     test_setenv("GCPOOL_GC", "sim");
     gcpool_t *p = gcpool_create(NULL);
     gcpool_put(p, &objs[0]);
-    gcpool_collect();
-    gcpool_collect();
+    gcpool_collect(); /* 1: moved */
+    gcpool_collect(); /* 2: dropped */
+    gcpool_put(p, &objs[1]);
+    gcpool_collect();                     /* 3: moved */
+    ck_assert_ptr_nonnull(gcpool_get(p)); /* and taken back: the newest's hit so far */
     FILE *f = tmpfile();
     gcpool_stats_print(f, GCPOOL_STATS_JSON);
     long len = ftell(f);
@@ -160,6 +163,9 @@ START_TEST(test_json_report)
     ck_assert_msg(strstr(at, "\"moved_to_victim\": 1, \"dropped\": 0, \"victim_hits\": 0}"), "%s", doc);
     ck_assert_msg(strstr(at, "{\"number\": 2, \"cause\": \"explicit\""), "%s", doc);
     ck_assert_msg(strstr(at, "\"moved_to_victim\": 0, \"dropped\": 1, \"victim_hits\": 0}"), "%s", doc);
+    ck_assert_msg(strstr(at, "{\"number\": 3, \"cause\": \"explicit\""), "%s", doc);
+    ck_assert_msg(strstr(at, "\"moved_to_victim\": 1, \"dropped\": 0, \"victim_hits\": 1}\n  ]}"), "%s",
+                  doc);
     free(doc);
     gcpool_destroy(p);
 }

@@ -124,10 +124,8 @@ END_TEST
 
 START_TEST(test_collector_cause)
 {
-    if (!TEST_BOEHM_OK)
+    if (!test_use_source(1))
         return;
-    GC_INIT();
-    test_setenv("GCPOOL_GC", "boehm");
     gcpool_t *p = gcpool_create(NULL);
     ck_assert_int_eq(gcp_glue_source(), GCP_SOURCE_BOEHM);
     gcpool_put(p, GC_MALLOC(16));

@@ -12,7 +12,7 @@ top=$PWD
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential autoconf automake libtool pkg-config libgc-dev libhwloc-dev check hwloc
-    valgrind groff-base)
+    valgrind groff-base systemtap-sdt-dev)
 
 install_missing() {
     local missing=()
@@ -71,7 +71,7 @@ check() {
 # locks but neither C11 atomics nor our futex locks, so they flag every
 # lock-free ring and pin (ThreadSanitizer, above, understands both).
 valgrind_suites=(test_conservation test_sync test_debug test_threads test_fork test_ring test_reentry test_signals
-    test_badinput test_env fork:test_topology fork:test_stats fork:test_sim)
+    test_badinput test_env fork:test_topology fork:test_stats fork:test_sim fork:test_cycles)
 
 # What memcheck must not count: hwloc's own overlapping memcpy when it builds a
 # synthetic topology; and, in test_fork's children, the allocations the parent's

@@ -73,6 +73,35 @@ GCPOOL_API void gcpool_collect(void);
 /* Cleanup cycles run so far, whatever their source. */
 GCPOOL_API uint64_t gcpool_cycles(void);
 
+/* The cycle history: the last GCPOOL_CYCLE_HISTORY cycles, each as one record.
+ * It shows whether cycles come too often (a high victim hit rate: what a cycle
+ * moves to the victim is wanted back before the next) or too rarely. */
+#define GCPOOL_CYCLE_HISTORY 64
+/* What ran a cycle.  More causes may be added: treat an unknown one as other. */
+enum gcpool_cycle_cause {
+    GCPOOL_CYCLE_COLLECTOR = 1, /* a Boehm collection */
+    GCPOOL_CYCLE_SIM = 2,       /* the simulated collector's policies (GCPOOL_GC=sim) */
+    GCPOOL_CYCLE_EXPLICIT = 3   /* gcpool_collect */
+};
+typedef struct gcpool_cycle {
+    uint64_t number;          /* 1 for the first cycle; gcpool_cycles() for the newest */
+    uint32_t cause;           /* an enum gcpool_cycle_cause */
+    uint32_t reserved_;       /* 0 */
+    uint64_t start_ns;        /* when it started: CLOCK_MONOTONIC, in nanoseconds */
+    uint64_t duration_ns;     /* how long its rotation took (the part run inside the collector) */
+    uint64_t moved_to_victim; /* objects it moved from the pools to their victim caches */
+    uint64_t dropped;         /* objects dropped from its start to the next cycle's (so far, for the newest):
+                                 its own drops, and deferred ones of earlier cycles handed to free_fn then */
+    uint64_t victim_hits;     /* gets served by a victim cache from its start to the next cycle's
+                                 (so far, for the newest) */
+} gcpool_cycle_t;
+/* Copies the newest min(n, cycles recorded, GCPOOL_CYCLE_HISTORY) records to
+ * out, oldest first, and returns how many; -1 with errno EINVAL when out is
+ * NULL.  A record is never torn: each is copied whole, as its cycle left it.
+ * Sums over pools are exact while the pools are quiet; a pool destroyed
+ * meanwhile takes its victim hits with it. */
+GCPOOL_API int gcpool_read_cycles(gcpool_cycle_t *out, size_t n);
+
 /* The statistics counters: one list, one X(name, column, scope, heading, doc)
  * entry per counter, which generates gcpool_stats_t's fields (in this order),
  * the reports' text columns and JSON keys, the buffer classes' copy
@@ -166,7 +195,8 @@ GCPOOL_API const char *gcpool_version(void);
  *                            call that drained returns; several calls make one
  *                            cycle.  Elsewhere (during gcpool_destroy, in new_fn
  *                            of an ordinary get) it works.
- *   gcpool_cycles, gcpool_version, gcpool_read_stats, gcpool_stats_print   work.
+ *   gcpool_cycles, gcpool_version, gcpool_read_stats, gcpool_stats_print,
+ *   gcpool_read_cycles       work.
  *   <gcpool/buf.h>           every function works; gcpool_bufpool_destroy is
  *                            refused, as gcpool_destroy, for a buffer pool whose
  *                            get or put ran the callback.
@@ -185,8 +215,9 @@ GCPOOL_API const char *gcpool_version(void);
  *                            they allocate, free or take locks; a refused get
  *                            returns NULL, a refused put leaves the buffer to the
  *                            caller.
- *   gcpool_cycles, gcpool_version, gcpool_read_stats, gcpool_bufpool_read_stats
- *                            work.
+ *   gcpool_cycles, gcpool_version, gcpool_read_stats, gcpool_bufpool_read_stats,
+ *   gcpool_read_cycles       work (the newest record's victim_hits is then 0:
+ *                            counting it so far would take a lock).
  * A handler that interrupted anything else makes ordinary calls.
  *
  * Async-signal-safety (what POSIX allows in a handler).  gcpool_cycles,

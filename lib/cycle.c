@@ -26,10 +26,12 @@
 #include <stdlib.h>
 
 #include "gc_glue/glue.h"
+#include "lib/history.h"
 #include "lib/lockorder.h"
 #include "lib/pin.h"
 #include "lib/reentry.h"
 #include "lib/stats.h"
+#include "lib/trace.h"
 
 static struct gcpool *_Atomic registry; /* newest first */
 static pthread_mutex_t drain_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -38,7 +40,7 @@ static _Atomic bool drains_pending; /* some pool's drp waits for free_fn */
 
 /* ---- drain_mutex, and who holds it ------------------------------------------ */
 
-static void run_cycle(void);
+static void run_cycle(enum gcpool_cycle_cause cause);
 
 /* drain_held changes inside a busy section (reentry.h), so that a signal
  * handler never sees the mutex ours and drain_held false. */
@@ -79,7 +81,7 @@ static void drain_unlock(void)
         gcp_self.drain_held = true;
         gcp_busy_leave();
         gcp_self.cycle_deferred = false;
-        run_cycle();
+        run_cycle(GCPOOL_CYCLE_EXPLICIT); /* only gcpool_collect defers */
     }
     pthread_mutex_unlock(&drain_mutex);
     gcp_busy_leave();
@@ -176,8 +178,10 @@ static void drop_or_defer(struct gcpool *p, bool in_collector)
     if (in_collector && !p->free_fn) {
         /* No free_fn: dropping is clearing our references, which lets this
          * very collection reclaim the objects. */
-        atomic_store_explicit(&p->last_dropped, gcp_pool_drain(p, drp, GCP_DRAIN_NO_WAIT),
-                              memory_order_relaxed);
+        uint64_t n = gcp_pool_drain(p, drp, GCP_DRAIN_NO_WAIT);
+        atomic_store_explicit(&p->last_dropped, n, memory_order_relaxed);
+        gcp_history_count_drops(n);
+        GCP_TRACE2(drop, p, n);
         /* Checked mode's held random drops are released outside the collector
          * (their nodes are GC_FREE'd): by the next drain.  Relaxed: as below. */
         if (atomic_load_explicit(&p->debug_held, memory_order_relaxed)) {
@@ -193,18 +197,26 @@ static void drop_or_defer(struct gcpool *p, bool in_collector)
     }
 }
 
-/* The cycle proper.  Registry lock held (in_collector: the collector's). */
-static void rotate_all(void *in_collector)
+/* The cycle proper.  Registry lock held (in_collector: the collector's),
+ * which also makes this the history's one writer (history.c). */
+static void rotate_all(bool in_collector, enum gcpool_cycle_cause cause)
 {
     GCP_ASSERT(gcp_holds_registry());
+    struct gcp_cycle_rec rec;
+    /* Relaxed: cycles changes only here, under the registry lock. */
+    gcp_history_start(&rec, atomic_load_explicit(&cycles, memory_order_relaxed) + 1, cause);
+    GCP_TRACE2(cycle__start, rec.number, rec.cause);
     struct gcpool *first = atomic_load_explicit(&registry, memory_order_relaxed);
     for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed)) {
         /* Acquire: pairs with first use's release of cur, so that a pool set
          * up while we run is either skipped or seen whole. */
         struct gcp_locals *cur = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
         p->rotated = cur != NULL;
-        if (cur)
+        if (cur) {
+            rec.vhits_before += gcp_stats_victim_hits(p);
             rotate(p, cur);
+            rec.moved += atomic_load_explicit(&p->last_moved, memory_order_relaxed); /* ours */
+        }
     }
     /* Under rseq an owner may still be inside a sequence on an array that just
      * left its role; once the fence returns none is, and none can start (a
@@ -212,7 +224,8 @@ static void rotate_all(void *in_collector)
     gcp_pin_fence();
     for (struct gcpool *p = first; p; p = atomic_load_explicit(&p->next_pool, memory_order_relaxed))
         if (p->rotated)
-            drop_or_defer(p, in_collector != NULL);
+            drop_or_defer(p, in_collector);
+    gcp_history_record(&rec);
     atomic_fetch_add_explicit(&cycles, 1, memory_order_relaxed);
     gcp_glue()->cycle_done();
 }
@@ -227,6 +240,8 @@ static void drain_one(struct gcpool *p, void *unused)
         gcp_frame_enter(&f, p);
         uint64_t n = gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), 0);
         atomic_store_explicit(&p->last_dropped, n, memory_order_relaxed);
+        gcp_history_count_drops(n);
+        GCP_TRACE2(drop, p, n);
         gcp_pool_release_held(p); /* checked mode's random drops, with the cycle's */
         gcp_frame_leave(&f);
     }
@@ -260,7 +275,7 @@ void gcp_cycle_in_collector(void)
 {
     /* The collector's lock is this thread's: a handler must not allocate. */
     gcp_busy_enter();
-    rotate_all((void *)1);
+    rotate_all(true, GCPOOL_CYCLE_COLLECTOR);
     gcp_busy_leave();
 }
 
@@ -268,17 +283,16 @@ void gcp_cycle_in_collector(void)
  * would, and the rotation then counts as in the collector (no free_fn under
  * that lock).  The source is read here, under registry_mutex, where it cannot
  * change between that lock's choice and ours. */
-static void rotate_all_locked(void *unused)
+static void rotate_all_locked(void *cause)
 {
-    (void)unused;
-    rotate_all(gcp_glue()->locked_in_collector ? (void *)1 : NULL);
+    rotate_all(gcp_glue()->locked_in_collector, *(enum gcpool_cycle_cause *)cause);
 }
 
 /* drain_mutex held. */
-static void run_cycle(void)
+static void run_cycle(enum gcpool_cycle_cause cause)
 {
     GCP_ASSERT(gcp_holds_drain());
-    gcp_glue_locked(rotate_all_locked, NULL);
+    gcp_glue_locked(rotate_all_locked, &cause);
     drain_pending_locked();
 }
 
@@ -297,14 +311,14 @@ void gcpool_collect(void)
         return;
     }
     drain_lock();
-    run_cycle();
+    run_cycle(GCPOOL_CYCLE_EXPLICIT);
     drain_unlock();
 }
 
 void gcp_cycle_try(void)
 {
     if (!gcp_self.drain_held && drain_trylock()) {
-        run_cycle();
+        run_cycle(GCPOOL_CYCLE_SIM); /* the simulator's policies are its only caller */
         drain_unlock();
     }
 }

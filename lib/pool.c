@@ -26,6 +26,7 @@
 #include "lib/reentry.h"
 #include "lib/report.h"
 #include "lib/stats.h"
+#include "lib/trace.h"
 #include "topology/topology.h"
 
 enum source { FROM_PRIVATE, FROM_SHARED, FROM_STEAL, FROM_VICTIM, FROM_NOWHERE };
@@ -341,11 +342,14 @@ static void *call_new(struct gcpool *p)
  * policies are checked here. */
 static void *miss_new(struct gcpool *p)
 {
+    GCP_TRACE1(miss, p);
     gcp_glue_poll();
     if (!p->new_fn)
         return NULL;
     gcp_glue_new_called();
-    return call_new(p);
+    void *obj = call_new(p);
+    GCP_TRACE2(new, p, obj);
+    return obj;
 }
 
 /* One object leaves the pool for good; the caller counts it in p->dropped. */
@@ -569,7 +573,9 @@ static void *get_slow_in_frame(struct gcpool *p, struct gcp_locals *a, unsigned 
     enum source src = FROM_STEAL;
     bool victim_private = false;
     void *obj = steal(p, a, self);
-    if (!obj) {
+    if (obj) {
+        GCP_TRACE2(steal, p, obj);
+    } else {
         obj = from_victim(p, self, &victim_private);
         src = obj ? FROM_VICTIM : FROM_NOWHERE;
     }

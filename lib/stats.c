@@ -14,6 +14,7 @@
 #include "lib/cycle.h"
 #include "lib/debug.h"
 #include "lib/env.h"
+#include "lib/history.h"
 #include "lib/reentry.h"
 #include "lib/report.h"
 
@@ -79,6 +80,21 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     out->gets = out->hit_private + out->hit_shared + out->hit_steal + out->hit_victim + out->miss;
     out->dropped = get(&p->dropped);
     out->moved_to_victim = get(&p->moved_to_victim);
+}
+
+uint64_t gcp_stats_victim_hits(const struct gcpool *p)
+{
+    /* Acquire: as in gcp_stats_sum.  Loads only: the cycle calls this inside
+     * the collector (history.h). */
+    bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL ||
+                  atomic_load_explicit(&p->uncached, memory_order_acquire) || p->destroying;
+    uint64_t n = get(&p->no_storage.hit_victim);
+    for (int k = 0; k < 3 && set_up; k++) {
+        const struct gcp_locals *a = p->arrays[k];
+        for (unsigned i = 0; a && i < a->n; i++)
+            n += get(&gcp_local_at(a, i)->counters.hit_victim);
+    }
+    return n;
 }
 
 int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out)
@@ -254,6 +270,24 @@ void gcpool_stats_print(FILE *out, int flags)
     gcp_busy_leave();
 }
 
+/* The cycle history (gcpool_read_cycles), oldest first: "recent_cycles",
+ * since "cycles" is the count already. */
+static void print_cycles_json(FILE *out)
+{
+    gcpool_cycle_t c[GCPOOL_CYCLE_HISTORY];
+    /* Walking the pools works here, busy section and all (as report_pool's). */
+    int n = gcp_history_read(c, GCPOOL_CYCLE_HISTORY, true);
+    fputs(", \"recent_cycles\": [", out);
+    for (int i = 0; i < n; i++)
+        fprintf(out,
+                "%s\n    {\"number\": %" PRIu64 ", \"cause\": \"%s\", \"start_ns\": %" PRIu64
+                ", \"duration_ns\": %" PRIu64 ", \"moved_to_victim\": %" PRIu64
+                ", \"dropped\": %" PRIu64 ", \"victim_hits\": %" PRIu64 "}",
+                i ? "," : "", c[i].number, gcp_cycle_cause_name(c[i].cause), c[i].start_ns,
+                c[i].duration_ns, c[i].moved_to_victim, c[i].dropped, c[i].victim_hits);
+    fputs(n ? "\n  ]" : "]", out);
+}
+
 static void print_report(FILE *out, int flags)
 {
     struct report r = {out, flags & GCPOOL_STATS_JSON, true};
@@ -262,7 +296,9 @@ static void print_report(FILE *out, int flags)
                 gcpool_cycles());
         gcp_cycle_each_pool(report_pool, &r);
         report_retired(&r);
-        fprintf(out, "%s]}\n", r.first ? "" : "\n  ");
+        fprintf(out, "%s]", r.first ? "" : "\n  ");
+        print_cycles_json(out);
+        fputs("}\n", out);
     } else {
         fprintf(out, "gcpool %s: %" PRIu64 " cycles\n", gcpool_version(), gcpool_cycles());
         print_text_heading(out);

@@ -2,9 +2,9 @@
 # The USDT probes (lib/trace.h): every probe is in the built library's
 # .note.stapsdt under provider gcpool, none lies inside the hit path's
 # functions (gcpool_get, gcpool_put, gcpool_fastpath_*: their code is what it
-# would be without probes), and, where this machine lets a test attach (perf,
-# tracefs already mounted, uprobe_events writable), perf counts the cycles a
-# program runs.  Skipped (77) when configure found no <sys/sdt.h>.
+# would be without probes), and, when asked (TEST_USDT_ATTACH=1) where this
+# machine lets a test attach (perf, tracefs already mounted, uprobe_events
+# writable), perf counts the cycles a program runs.  Skipped (77) when configure found no <sys/sdt.h>.
 build="${GCPOOL_BUILDDIR:-.}"
 probes="cycle__start cycle__end drop miss new steal"
 fail=0
@@ -43,11 +43,14 @@ fi
 [ $fail = 0 ] || exit 1
 echo "PASS: $(wc -l <"$tmp/notes") probe sites, provider gcpool: $probes; none in the hit path"
 
-# Attaching: root (or a permissive perf_event_paranoid), perf, and a tracefs
-# mounted already (the test mounts nothing) with uprobe_events writable.
+# Attaching: asked for (TEST_USDT_ATTACH=1: it adds uprobe events to the
+# running kernel, state outside the tree, removed again on exit), root (or a
+# permissive perf_event_paranoid), perf, and a tracefs mounted already (the
+# test mounts nothing) with uprobe_events writable.
 why=""
 tracefs=$(awk '$3 == "tracefs" {print $2; exit}' /proc/mounts 2>/dev/null)
-if ! command -v perf >/dev/null 2>&1; then why="perf is not installed (linux-perf)"
+if [ "${TEST_USDT_ATTACH:-0}" != 1 ]; then why="not asked for (TEST_USDT_ATTACH=1 make check TESTS=tests/test_usdt.sh: it writes the kernel's uprobe_events)"
+elif ! command -v perf >/dev/null 2>&1; then why="perf is not installed (linux-perf)"
 elif [ "${lib%.so}" = "$lib" ]; then why="a static-only build: perf probe attaches to the shared library"
 elif [ -z "$tracefs" ]; then why="no tracefs mounted (mount -t tracefs nodev /sys/kernel/tracing, as root)"
 elif [ ! -w "$tracefs/uprobe_events" ]; then why="$tracefs/uprobe_events is not writable (not root, or no uprobes in this kernel)"

@@ -35,6 +35,12 @@ static struct gcpool *_Atomic registry; /* newest first */
 static pthread_mutex_t drain_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t cycles;
 static _Atomic bool drains_pending; /* some pool's drp waits for free_fn */
+/* Why the cycle this thread runs runs (enum gcp_cycle_cause), set by the
+ * entry point that runs it; deferred gcpool_collect calls are explicit. */
+static __thread int running_cause = GCP_CAUSE_EXPLICIT;
+_Static_assert(GCP_CAUSE_COUNT == sizeof ((struct gcpool *)0)->cycles_by_cause /
+                                      sizeof ((struct gcpool *)0)->cycles_by_cause[0],
+               "one counter a cause");
 
 /* ---- drain_mutex, and who holds it ------------------------------------------ */
 
@@ -79,6 +85,7 @@ static void drain_unlock(void)
         gcp_self.drain_held = true;
         gcp_busy_leave();
         gcp_self.cycle_deferred = false;
+        running_cause = GCP_CAUSE_EXPLICIT;
         run_cycle();
     }
     pthread_mutex_unlock(&drain_mutex);
@@ -166,6 +173,8 @@ static void rotate(struct gcpool *p, struct gcp_locals *cur)
     atomic_store_explicit(&p->victim_empty, NULL, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->moved_to_victim, moved, memory_order_relaxed);
     atomic_store_explicit(&p->last_moved, moved, memory_order_relaxed);
+    /* Relaxed: a counter, read by statistics only. */
+    atomic_fetch_add_explicit(&p->cycles_by_cause[running_cause], 1, memory_order_relaxed);
 }
 
 /* Drops what the rotation put in p's drp, or leaves it for later. */
@@ -260,6 +269,7 @@ void gcp_cycle_in_collector(void)
 {
     /* The collector's lock is this thread's: a handler must not allocate. */
     gcp_busy_enter();
+    running_cause = GCP_CAUSE_COLLECTOR;
     rotate_all((void *)1);
     gcp_busy_leave();
 }
@@ -297,13 +307,15 @@ void gcpool_collect(void)
         return;
     }
     drain_lock();
+    running_cause = GCP_CAUSE_EXPLICIT;
     run_cycle();
     drain_unlock();
 }
 
-void gcp_cycle_try(void)
+void gcp_cycle_try(enum gcp_cycle_cause cause)
 {
     if (!gcp_self.drain_held && drain_trylock()) {
+        running_cause = (int)cause;
         run_cycle();
         drain_unlock();
     }

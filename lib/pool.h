@@ -127,6 +127,7 @@ struct gcpool {
     _Atomic uint64_t moved_to_victim; /* objects cycles moved to the victim */
     _Atomic uint64_t private_moved;   /* objects cycles took out of private slots */
     _Atomic uint64_t last_moved, last_dropped; /* the same for the last cycle alone */
+    _Atomic uint64_t cycles_by_cause[4];       /* cycles that rotated it, by enum gcp_cycle_cause */
 
     bool rotated;                     /* the cycle in progress rotated it; registry lock */
     bool destroyed;                   /* checked mode: a destroyed pool's kept handle (debug.h) */

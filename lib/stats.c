@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gc_glue/glue.h"
 #include "lib/cycle.h"
 #include "lib/debug.h"
 #include "lib/env.h"
@@ -79,6 +80,10 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     out->gets = out->hit_private + out->hit_shared + out->hit_steal + out->hit_victim + out->miss;
     out->dropped = get(&p->dropped);
     out->moved_to_victim = get(&p->moved_to_victim);
+    out->cycles_collector = get(&p->cycles_by_cause[GCP_CAUSE_COLLECTOR]);
+    out->cycles_pacer = get(&p->cycles_by_cause[GCP_CAUSE_PACER]);
+    out->cycles_pressure = get(&p->cycles_by_cause[GCP_CAUSE_PRESSURE]);
+    out->cycles_explicit = get(&p->cycles_by_cause[GCP_CAUSE_EXPLICIT]);
 }
 
 int gcpool_read_stats(gcpool_t *pool, gcpool_stats_t *out)

@@ -175,8 +175,9 @@ static int cgroup_level(void)
     uint64_t limit = high < max ? high : max;
     if (limit == UINT64_MAX)
         return 0; /* no limit: nothing to be short of (read again later: it may be set) */
-    /* cur / limit above 97 % or 90 %, without overflow for any sizes. */
-    return cur / 100u * 100u > limit / 100u * 97u ? 2 : cur / 100u * 100u > limit / 100u * 90u ? 1 : 0;
+    /* cur / limit above 97 % or 90 %, in 128 bits: no overflow for any sizes. */
+    unsigned __int128 c = (unsigned __int128)cur * 100u, l = limit;
+    return c > l * 97u ? 2 : c > l * 90u ? 1 : 0;
 }
 
 int gcp_pressure_level(void)

@@ -177,7 +177,8 @@ static uint64_t cycles_before;
 /* A pool caching one object, and an empty one whose gets miss (a slow path). */
 static void setup_pools(void)
 {
-    test_setenv("GCPOOL_GC", "sim");
+    if (!getenv("GCPOOL_GC"))
+        test_setenv("GCPOOL_GC", "sim");
     pk.freed = 0;
     pp = pool_of(&pk);
     empty = gcpool_create(NULL);
@@ -261,6 +262,24 @@ START_TEST(test_pressure_garbage_warns_once)
 }
 END_TEST
 
+/* Under Boehm too: cycles beyond the collector's, counted as pressure's. */
+START_TEST(test_pressure_under_boehm)
+{
+    if (!test_use_source(1))
+        return;
+    feed("severe", "no-cgroup");
+    setup_pools();
+    ck_assert_int_eq(gcp_glue_source(), GCP_SOURCE_BOEHM);
+    uint64_t before = stats(pp).cycles_pressure;
+    miss();
+    ck_assert_uint_ge(gcpool_cycles() - cycles_before, 2);
+    ck_assert_uint_eq(stats(pp).cycles_pressure - before, 2);
+    ck_assert_int_eq(pk.freed, 1);
+    gcpool_destroy(pp);
+    gcpool_destroy(empty);
+}
+END_TEST
+
 START_TEST(test_pressure_off)
 {
     feed("severe", "cgroup-severe");
@@ -288,6 +307,7 @@ static Suite *make_suite(void)
     tcase_add_loop_test(tc, test_pressure_calm_or_missing_is_silent, 0, 2);
     tcase_add_test(tc, test_pressure_garbage_warns_once);
     tcase_add_test(tc, test_pressure_off);
+    tcase_add_test(tc, test_pressure_under_boehm);
     return s;
 }
 

@@ -16,14 +16,13 @@
  * with one warning line.
  *
  * Cost: a relaxed load of the next time due and a clock read per slow path;
- * when due, one thread (a trylock) reads a few small files with open/read into
+ * when due, one thread (the claim below) reads a few small files with open/read into
  * a stack buffer; the others go on. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +34,18 @@
 #include "lib/env.h"
 #include "lib/report.h"
 
-/* Relaxed: a time, and two flags that only turn readings off; the files are
- * read under reader, which orders the rest. */
+/* Relaxed: a time, and two flags that only turn readings off.  The thread
+ * whose compare-exchange moves next_ms on is the one that reads this period:
+ * a claim, not a lock, so nothing is left held when another thread forks.
+ * Two readings overlap only when one takes longer than GCPOOL_PRESSURE_MS;
+ * they share nothing but these atomics and cgroup_dir, written once by the
+ * thread that moves cgroup_state from 0 (not looked for) to 1 (being looked
+ * for), then published with 2 (release; acquired by its readers).  No
+ * pthread_once: a signal handler's get could wait for its own thread. */
 static _Atomic uint64_t next_ms;
 static _Atomic bool psi_off, cgroup_off;
-static pthread_mutex_t reader = PTHREAD_MUTEX_INITIALIZER;
-static char cgroup_dir[512]; /* under reader; "" until found */
+static _Atomic int cgroup_state;
+static char cgroup_dir[512]; /* "" when there is none */
 
 static uint64_t now_ms(void)
 {
@@ -69,8 +74,8 @@ static bool read_small(const char *path, char *buf, size_t len)
 
 static void turn_off(_Atomic bool *off, const char *what, const char *path)
 {
-    atomic_store_explicit(off, true, memory_order_relaxed);
-    if (what)
+    /* The exchange: one warning, even from overlapping readings. */
+    if (!atomic_exchange_explicit(off, true, memory_order_relaxed) && what)
         gcp_warn("gcpool: memory pressure: %s makes no sense (%s); not read again", path, what);
 }
 
@@ -135,28 +140,37 @@ static int cgroup_value(const char *name, uint64_t *out)
 }
 
 /* The process's cgroup v2 directory, from /proc/self/cgroup ("0::/path"). */
-static bool find_cgroup(void)
+static void find_cgroup(void)
 {
     const char *dir = gcp_env_str(GCP_ENV_PRESSURE_CGROUP);
     if (dir) {
         snprintf(cgroup_dir, sizeof cgroup_dir, "%s", dir);
-        return true;
+        return;
     }
     char buf[512];
     if (!read_small("/proc/self/cgroup", buf, sizeof buf))
-        return false;
+        return;
     char *line = strstr(buf, "0::");
     if (!line || (line != buf && line[-1] != '\n'))
-        return false; /* cgroup v1 only */
+        return; /* cgroup v1 only */
     line += 3;
     line[strcspn(line, "\n")] = '\0';
     snprintf(cgroup_dir, sizeof cgroup_dir, "/sys/fs/cgroup%s", strcmp(line, "/") ? line : "");
-    return true;
 }
 
 static int cgroup_level(void)
 {
-    if (!cgroup_dir[0] && !find_cgroup()) {
+    int state = 0;
+    /* Acquire on failure (so acquire in all): a 2 read sees cgroup_dir. */
+    if (atomic_compare_exchange_strong_explicit(&cgroup_state, &state, 1, memory_order_acquire,
+                                                memory_order_acquire)) {
+        find_cgroup();
+        state = 2;
+        atomic_store_explicit(&cgroup_state, 2, memory_order_release);
+    }
+    if (state != 2)
+        return 0; /* another reading is looking for it */
+    if (!cgroup_dir[0]) {
         turn_off(&cgroup_off, NULL, NULL);
         return 0;
     }
@@ -186,20 +200,19 @@ int gcp_pressure_level(void)
     if (every <= 0)
         return 0;
     uint64_t now = now_ms();
-    if (now < atomic_load_explicit(&next_ms, memory_order_relaxed))
+    uint64_t due = atomic_load_explicit(&next_ms, memory_order_relaxed);
+    if (now < due)
         return 0;
-    if (pthread_mutex_trylock(&reader) != 0)
-        return 0; /* another thread reads now */
+    /* The claim: lost, another thread reads this period. */
+    if (!atomic_compare_exchange_strong_explicit(&next_ms, &due, now + (uint64_t)every,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return 0;
     int level = 0;
-    if (now >= atomic_load_explicit(&next_ms, memory_order_relaxed)) {
-        atomic_store_explicit(&next_ms, now + (uint64_t)every, memory_order_relaxed);
-        if (!atomic_load_explicit(&psi_off, memory_order_relaxed))
-            level = psi_level();
-        if (!atomic_load_explicit(&cgroup_off, memory_order_relaxed)) {
-            int c = cgroup_level();
-            level = c > level ? c : level;
-        }
+    if (!atomic_load_explicit(&psi_off, memory_order_relaxed))
+        level = psi_level();
+    if (!atomic_load_explicit(&cgroup_off, memory_order_relaxed)) {
+        int c = cgroup_level();
+        level = c > level ? c : level;
     }
-    pthread_mutex_unlock(&reader);
     return level;
 }

@@ -249,7 +249,7 @@ END_TEST
 
 START_TEST(test_pressure_garbage_warns_once)
 {
-    feed("garbage", "no-cgroup");
+    feed(_i ? "calm" : "garbage", _i ? "cgroup-garbage" : "no-cgroup");
     setup_pools();
     const char *err = test_capture_stderr(miss);
     ck_assert_msg(strstr(err, "memory pressure") && strchr(err, '\n') == err + strlen(err) - 1,
@@ -305,7 +305,7 @@ static Suite *make_suite(void)
     tcase_add_loop_test(tc, test_pressure_severe_drops_everything, 0, 2);
     tcase_add_test(tc, test_pressure_cgroup_high);
     tcase_add_loop_test(tc, test_pressure_calm_or_missing_is_silent, 0, 2);
-    tcase_add_test(tc, test_pressure_garbage_warns_once);
+    tcase_add_loop_test(tc, test_pressure_garbage_warns_once, 0, 2);
     tcase_add_test(tc, test_pressure_off);
     tcase_add_test(tc, test_pressure_under_boehm);
     return s;

@@ -63,7 +63,11 @@ bool gcp_pacer_due(uint64_t units)
     }
     uint64_t base = atomic_load_explicit(&made_at_goal, memory_order_relaxed);
     /* base > now: another thread set the goal after our read of made. */
-    return now >= base && now - base >= atomic_load_explicit(&goal, memory_order_relaxed);
+    if (now < base || now - base < atomic_load_explicit(&goal, memory_order_relaxed))
+        return false;
+    /* Due: the first thread to see it claims the goal (marking it stale, as
+     * the cycle will), so threads missing at once run one cycle, not one each. */
+    return !atomic_exchange_explicit(&goal_stale, true, memory_order_relaxed);
 }
 
 void gcp_pacer_cycle_done(void)

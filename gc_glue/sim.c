@@ -46,15 +46,14 @@ static bool install(const struct gcp_glue_cycle *cycle)
 
 static void new_called(uint64_t units)
 {
-    if (gcp_pacer_due(units)) {
-        run(GCP_CAUSE_PACER);
-        return;
-    }
     long every = gcp_env_long(GCP_ENV_SIM_NEW);
-    if (every <= 0)
-        return;
-    /* Relaxed: a counter; the cycle itself is ordered by its locks. */
-    if (atomic_fetch_add_explicit(&news_since_cycle, 1, memory_order_relaxed) + 1 >= (uint64_t)every)
+    /* Relaxed: a counter; the cycle itself is ordered by its locks.  Counted
+     * whatever the pacer says, so one cycle serves both when both are due. */
+    bool news_due = every > 0 &&
+        atomic_fetch_add_explicit(&news_since_cycle, 1, memory_order_relaxed) + 1 >= (uint64_t)every;
+    if (gcp_pacer_due(units))
+        run(GCP_CAUSE_PACER);
+    else if (news_due)
         run(GCP_CAUSE_COLLECTOR);
 }
 

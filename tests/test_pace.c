@@ -1,6 +1,7 @@
 /* The simulated collector's pacer (GCPOOL_SIM_GOGC, GCPOOL_SIM_MIN_HEAP) and
  * memory pressure (GCPOOL_PRESSURE_*, fed through files in tests/pressure),
  * with the cycles each pool counts by cause. */
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -158,6 +159,67 @@ START_TEST(test_burst_then_quiet_falls_back)
 }
 END_TEST
 
+/* Threads making objects at once: the pacer's counters are shared atomics, and
+ * cycles still come about where the rule says.  Each of 4 threads gets (and
+ * frees itself, unseen) 8192 objects of 1 KiB: 32 MiB made, all live for the
+ * pacer, so goals of 4, 4, 8 and 16 MiB: cycles at about 4, 8, 16 and 32 MiB
+ * (a thread may read a goal a few objects stale; the first to see it due
+ * claims it, so one cycle runs, not one a thread). */
+static gcpool_t *shared_pool;
+
+static void *maker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8192; i++)
+        free(gcpool_get(shared_pool));
+    return NULL;
+}
+
+START_TEST(test_pacer_threads)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    struct kind k = {.size = 1024};
+    shared_pool = pool_of(&k);
+    pthread_t t[4];
+    uint64_t base = gcpool_cycles();
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, maker, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    uint64_t n = gcpool_cycles() - base;
+    ck_assert_msg(n >= 3 && n <= 5, "%llu cycles", (unsigned long long)n);
+    ck_assert_uint_eq(stats(shared_pool).cycles_pacer, n);
+    gcpool_destroy(shared_pool);
+}
+END_TEST
+
+/* With GCPOOL_SIM_NEW too: one cycle serves both when both are due. */
+START_TEST(test_pacer_with_sim_new)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    test_setenv("GCPOOL_SIM_NEW", "10");
+    test_setenv("GCPOOL_SIM_MIN_HEAP", "10");
+    struct kind k = {.size = 16};
+    gcpool_options_t o = {.new_fn = make, .free_fn = count_free, .arg = &k};
+    gcpool_t *p = gcpool_create(&o);
+    static void *held[40];
+    uint64_t base = gcpool_cycles();
+    for (int i = 0; i < 40; i++)
+        held[i] = gcpool_get(p);
+    /* Each cycle restarts both counts.  At calls 10 and 20 both are due (the
+     * pacer's goals: the minimum 10, then 100 % of 10 live): one cycle each,
+     * the pacer's.  Then the goal is 20 and 30 (the live heap), and only
+     * GCPOOL_SIM_NEW is due, at 30 and 40.  Four cycles, not six. */
+    gcpool_stats_t s = stats(p);
+    ck_assert_uint_eq(gcpool_cycles() - base, 4);
+    ck_assert_uint_eq(s.cycles_pacer, 2);
+    ck_assert_uint_eq(s.cycles_collector, 2);
+    for (int i = 0; i < 40; i++)
+        gcpool_put(p, held[i]);
+    gcpool_destroy(p);
+}
+END_TEST
+
 /* ---- memory pressure, fed through tests/pressure -------------------------- */
 
 static void feed(const char *psi, const char *cgroup)
@@ -300,6 +362,8 @@ static Suite *make_suite(void)
     tcase_add_loop_test(tc, test_pacer_off, 0, 2);
     tcase_add_test(tc, test_pacer_counts_objects_of_unknown_size);
     tcase_add_test(tc, test_burst_then_quiet_falls_back);
+    tcase_add_test(tc, test_pacer_threads);
+    tcase_add_test(tc, test_pacer_with_sim_new);
     tc = test_tcase(s, "pressure", 0);
     tcase_add_test(tc, test_pressure_some);
     tcase_add_loop_test(tc, test_pressure_severe_drops_everything, 0, 2);

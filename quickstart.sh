@@ -60,7 +60,8 @@ check() {
     fi
 }
 
-# Suites memcheck runs, from the normal build.  Boehm cases skip under valgrind
+# Suites memcheck runs, from the normal build, fed calm memory pressure as
+# make check feeds it (Makefile.am).  Boehm cases skip under valgrind
 # (GCPOOL_TEST_NO_BOEHM=1: slow, and its conservative scan reads uninitialised
 # stack by design); rseq is absent there, so the lock pin is what runs.  Most
 # run in one process (CK_FORK=no, so leaks are checked once, at the end); those
@@ -71,7 +72,8 @@ check() {
 # locks but neither C11 atomics nor our futex locks, so they flag every
 # lock-free ring and pin (ThreadSanitizer, above, understands both).
 valgrind_suites=(test_conservation test_sync test_debug test_threads test_fork test_ring test_reentry test_signals
-    test_badinput test_env fork:test_topology fork:test_stats fork:test_sim fork:test_cycles)
+    test_badinput test_env fork:test_topology fork:test_stats fork:test_sim fork:test_cycles
+    fork:test_pace)
 
 # What memcheck must not count: hwloc's own overlapping memcpy when it builds a
 # synthetic topology; and, in test_fork's children, the allocations the parent's
@@ -102,6 +104,7 @@ memcheck_one() {
     suite=${suite#fork:}
     CK_FORK=$fork CK_TIMEOUT_MULTIPLIER=10 GCPOOL_TEST_N=20 GCPOOL_TEST_NO_BOEHM=1 \
         GCPOOL_BUILDDIR="$dir" TEST_SRCDIR="$top" \
+        GCPOOL_PRESSURE_FILE="$top/tests/pressure/calm" GCPOOL_PRESSURE_CGROUP="$top/tests/pressure/no-cgroup" \
         valgrind -q --error-exitcode=1 --leak-check=full --suppressions="$dir/valgrind/supp" \
         "$dir/tests/$suite" >"$dir/valgrind/$suite.log" 2>&1 || rc=$?
     echo "$rc" >"$dir/valgrind/$suite.rc"

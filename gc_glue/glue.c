@@ -146,10 +146,17 @@ void gcp_glue_mark_registry(bool held)
 
 void gcp_glue_poll(void)
 {
+    /* Memory pressure, under any source (under Boehm, extra cycles): severe
+     * pressure runs two, which drop the victims and then what the first one
+     * moved there, so the pools hold nothing. */
+    int level = gcp_pressure_level();
+    for (int i = 0; i < level; i++)
+        cycle.try_run(GCPOOL_CYCLE_PRESSURE);
     gcp_glue()->poll();
 }
 
-void gcp_glue_new_called(void)
+void gcp_glue_new_called(uint64_t units)
 {
-    gcp_glue()->new_called();
+    gcp_glue_heap_made(units);
+    gcp_glue()->new_called(units);
 }

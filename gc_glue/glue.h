@@ -15,6 +15,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "gcpool.h" /* enum gcpool_cycle_cause */
 
 enum gcp_source { GCP_SOURCE_NONE, GCP_SOURCE_BOEHM, GCP_SOURCE_SIM };
 
@@ -33,8 +36,8 @@ struct gcp_glue_mem {
 
 /* What a source runs: lib/cycle.c's entry points, given to install. */
 struct gcp_glue_cycle {
-    void (*in_collector)(void); /* one cycle from the collector, its lock held */
-    void (*try_run)(void);      /* one cycle from a slow path, unless one is running */
+    void (*in_collector)(void);                   /* one cycle from the collector, its lock held */
+    void (*try_run)(enum gcpool_cycle_cause cause); /* one cycle from a slow path, unless one is running */
 };
 
 struct gcp_glue_ops {
@@ -47,7 +50,9 @@ struct gcp_glue_ops {
     /* fn under locked() counts as inside the collector: no free_fn, no allocation. */
     bool locked_in_collector;
     void (*poll)(void);       /* a slow path: checks a time policy */
-    void (*new_called)(void); /* a get called new_fn */
+    /* A get is about to call new_fn for an object of `units` (its size in
+     * bytes when known, else 1); the heap has counted it already. */
+    void (*new_called)(uint64_t units);
     void (*cycle_done)(void); /* a cycle ran, whatever its source */
     const struct gcp_glue_mem *mem;
 };
@@ -59,7 +64,7 @@ extern const struct gcp_glue_ops gcp_glue_sim;   /* gc_glue/sim.c */
 /* lib/cycle.c's entry points, the only names of lib/ the glue uses (glue.c
  * gives them to install; the sources never call lib/ directly). */
 void gcp_cycle_in_collector(void);
-void gcp_cycle_try(void);
+void gcp_cycle_try(enum gcpool_cycle_cause cause);
 
 /* The source's table in force, choosing it on first call. */
 const struct gcp_glue_ops *gcp_glue(void);
@@ -94,8 +99,28 @@ bool gcp_glue_holds_registry(void);
 void gcp_glue_mark_registry(bool held);
 void gcp_glue_boehm_init(void);
 
-/* The slow-path hooks of the source in force. */
+/* The slow-path hooks: the source in force's, and memory pressure's (any
+ * source; gc_glue/pressure.c). */
 void gcp_glue_poll(void);
-void gcp_glue_new_called(void);
+void gcp_glue_new_called(uint64_t units);
+
+/* The pools' heap as the simulated collector sees it (gc_glue/pacer.c), in
+ * units: an object's size in bytes when its pool knows it, else 1.  Made:
+ * new_fn's objects; dropped: objects that left a pool for good (free_fn, or
+ * left to the collector).  Relaxed atomic adds, from slow paths only (a miss,
+ * a drop); safe from a signal handler. */
+void gcp_glue_heap_made(uint64_t units);
+void gcp_glue_heap_dropped(uint64_t units);
+/* made - dropped (0 when more was dropped than made: puts of objects that
+ * new_fn did not make). */
+uint64_t gcp_glue_heap_live(void);
+/* The pacer (sim.c calls it): counts nothing, says whether the new_fn call of
+ * `units` just counted brings the heap made since the last cycle to its goal;
+ * cycle_done marks the goal to be set again at the next call. */
+bool gcp_pacer_due(uint64_t units);
+void gcp_pacer_cycle_done(void);
+/* Memory pressure (gc_glue/pressure.c): 0 none (or not checked now), 1
+ * pressure, 2 severe.  Reads its files at most every GCPOOL_PRESSURE_MS. */
+int gcp_pressure_level(void);
 
 #endif

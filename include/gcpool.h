@@ -80,8 +80,10 @@ GCPOOL_API uint64_t gcpool_cycles(void);
 /* What ran a cycle.  More causes may be added: treat an unknown one as other. */
 enum gcpool_cycle_cause {
     GCPOOL_CYCLE_COLLECTOR = 1, /* a Boehm collection */
-    GCPOOL_CYCLE_SIM = 2,       /* the simulated collector's policies (GCPOOL_GC=sim) */
-    GCPOOL_CYCLE_EXPLICIT = 3   /* gcpool_collect */
+    GCPOOL_CYCLE_SIM = 2,       /* the simulated collector's GCPOOL_SIM_NEW / _INTERVAL_MS */
+    GCPOOL_CYCLE_EXPLICIT = 3,  /* gcpool_collect */
+    GCPOOL_CYCLE_PACER = 4,     /* the simulated collector's pacer (GCPOOL_SIM_GOGC) */
+    GCPOOL_CYCLE_PRESSURE = 5   /* memory pressure (GCPOOL_PRESSURE_*) */
 };
 typedef struct gcpool_cycle {
     uint64_t number;          /* 1 for the first cycle; gcpool_cycles() for the newest */
@@ -128,8 +130,20 @@ GCPOOL_API int gcpool_read_cycles(gcpool_cycle_t *out, size_t n);
     X(hit_victim, SHARE, BOTH, "victim", "gets served by the victim cache")                              \
     X(miss, SHARE, BOTH, "miss", "gets that found nothing cached (new_fn's result, or NULL)")            \
     X(dropped, COUNT, BOTH, "dropped", "objects dropped by cycles, or by a put that could not cache")    \
-    X(moved_to_victim, COUNT, POOL, "to-victim", "objects cycles moved from the pool to its victim cache")
+    X(moved_to_victim, COUNT, POOL, "to-victim", "objects cycles moved from the pool to its victim cache") \
+    X(cycles_collector, COUNT, POOL, "c-gc", "its cycles run by a collection (Boehm's; the sim's NEW, INTERVAL_MS)") \
+    X(cycles_pacer, COUNT, POOL, "c-pace", "its cycles run by the simulator's pacer (GCPOOL_SIM_GOGC)") \
+    X(cycles_pressure, COUNT, POOL, "c-press", "its cycles run for memory pressure (GCPOOL_PRESSURE_*)") \
+    X(cycles_explicit, COUNT, POOL, "c-call", "its cycles run by gcpool_collect")
 
+/* The cycles_* counters are per pool: the cycles that found it set up (its
+ * first get or put) and rotated it, by cause.  Per pool rather than global,
+ * because a pool's statistics are what it lived through: one created late, or
+ * set up late, saw fewer cycles than gcpool_cycles() counts; and their sum is
+ * how many times this pool's cache was aged.  (gcpool_cycles() stays the
+ * global total.)  They were appended last: gcpool_read_stats fills the whole
+ * struct of the header the library was built with, so a program must be built
+ * with this header (or a newer one) — the struct is the caller's. */
 /* GCPOOL_STAT_IF_CLASS(scope, code): code for a BOTH entry, nothing for POOL. */
 #define GCPOOL_STAT_IF_CLASS(scope, code) GCPOOL_STAT_IF_CLASS_##scope(code)
 #define GCPOOL_STAT_IF_CLASS_BOTH(code) code

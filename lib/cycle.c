@@ -148,7 +148,7 @@ void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg)
 /* ---- the cycle ------------------------------------------------------------- */
 
 /* Rotates one pool's roles.  Registry lock held; may run inside the collector. */
-static void rotate(struct gcpool *p, struct gcp_locals *cur)
+static void rotate(struct gcpool *p, struct gcp_locals *cur, enum gcpool_cycle_cause cause)
 {
     GCP_ASSERT(gcp_holds_registry());
     struct gcp_locals *vic = atomic_load_explicit(&p->vic, memory_order_relaxed);
@@ -168,6 +168,9 @@ static void rotate(struct gcpool *p, struct gcp_locals *cur)
     atomic_store_explicit(&p->victim_empty, NULL, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->moved_to_victim, moved, memory_order_relaxed);
     atomic_store_explicit(&p->last_moved, moved, memory_order_relaxed);
+    /* Relaxed: a counter, read by statistics only. */
+    GCP_ASSERT((unsigned)cause < GCP_CYCLE_CAUSES);
+    atomic_fetch_add_explicit(&p->cycles_by_cause[cause], 1, memory_order_relaxed);
 }
 
 /* Drops what the rotation put in p's drp, or leaves it for later. */
@@ -214,7 +217,7 @@ static void rotate_all(bool in_collector, enum gcpool_cycle_cause cause)
         p->rotated = cur != NULL;
         if (cur) {
             rec.vhits_before += gcp_stats_victim_hits(p);
-            rotate(p, cur);
+            rotate(p, cur, cause);
             rec.moved += atomic_load_explicit(&p->last_moved, memory_order_relaxed); /* ours */
         }
     }
@@ -315,10 +318,10 @@ void gcpool_collect(void)
     drain_unlock();
 }
 
-void gcp_cycle_try(void)
+void gcp_cycle_try(enum gcpool_cycle_cause cause)
 {
     if (!gcp_self.drain_held && drain_trylock()) {
-        run_cycle(GCPOOL_CYCLE_SIM); /* the simulator's policies are its only caller */
+        run_cycle(cause); /* the simulator's policies and pacer, memory pressure */
         drain_unlock();
     }
 }

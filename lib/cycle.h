@@ -11,8 +11,8 @@ void gcp_cycle_register(struct gcpool *p);
 void gcp_cycle_unregister(struct gcpool *p);
 /* gcp_cycle_in_collector (one cycle from inside the collector, its lock held:
  * no allocation, no free_fn) and gcp_cycle_try (one cycle unless one is
- * running: the simulated policies) are declared in glue.h, which hands them
- * to the sources at install. */
+ * running, with its cause: the simulated policies, memory pressure) are
+ * declared in glue.h, which hands them to the sources at install. */
 /* Hands to free_fn what cycles inside the collector had to leave behind. */
 void gcp_cycle_drain_pending(void);
 /* For the fork handlers (fork.c) only, which take every lock in order:

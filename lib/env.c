@@ -20,8 +20,9 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-enum kind { K_CHOICE, K_BOOL, K_INT, K_POW2, K_PATH };
-static const char *const kind_names[] = {"choice", "bool", "integer", "power of two", "path"};
+enum kind { K_CHOICE, K_BOOL, K_INT, K_POW2, K_PATH, K_INT_OFF };
+static const char *const kind_names[] = {"choice", "bool", "integer", "power of two", "path",
+                                         "integer or off"};
 
 struct var {
     const char *name;
@@ -37,6 +38,7 @@ struct var {
 #define INT(n, d, lo, hi, desc) {n, K_INT, d, lo, hi, NULL, desc}
 #define POW2(n, d, lo, hi, desc) {n, K_POW2, d, lo, hi, NULL, desc}
 #define PATH(n, desc) {n, K_PATH, 0, 0, 0, NULL, desc}
+#define INT_OFF(n, d, hi, desc) {n, K_INT_OFF, d, 0, hi, NULL, desc} /* "off" is 0 */
 
 /* Indexed by enum gcp_env_id, so the enum order is the table order. */
 static const struct var vars[] = {
@@ -78,6 +80,23 @@ static const struct var vars[] = {
     [GCP_ENV_BUF_MAX] = POW2("GCPOOL_BUF_MAX", 4194304, 16, 1L << 30,
                              "Buffer pools: largest size class in bytes; larger buffers are never "
                              "pooled; raised to GCPOOL_BUF_MIN when smaller"),
+    [GCP_ENV_SIM_GOGC] = INT_OFF("GCPOOL_SIM_GOGC", 100, 1000000,
+                                 "Simulator's pacer: a cycle when the heap made since the last one "
+                                 "reaches this percent of the live heap; 0 or off: no pacing"),
+    [GCP_ENV_SIM_MIN_HEAP] = INT("GCPOOL_SIM_MIN_HEAP", 4194304, 1, 1099511627776L,
+                                 "Simulator's pacer: the least heap made between two cycles, in bytes "
+                                 "(objects for pools of unknown size)"),
+    [GCP_ENV_PRESSURE_MS] = INT("GCPOOL_PRESSURE_MS", 100, 0, 86400000,
+                                "Memory pressure is read at most every N milliseconds, on slow paths; "
+                                "0: never"),
+    [GCP_ENV_PRESSURE_FILE] = PATH("GCPOOL_PRESSURE_FILE",
+                                   "Linux PSI file read for memory pressure; unset: /proc/pressure/memory"),
+    [GCP_ENV_PRESSURE_AVG10] = INT("GCPOOL_PRESSURE_AVG10", 10, 0, 100,
+                                   "PSI's some avg10 above this percent is pressure (a cycle); full "
+                                   "avg10 above it, severe (two)"),
+    [GCP_ENV_PRESSURE_CGROUP] = PATH("GCPOOL_PRESSURE_CGROUP",
+                                     "cgroup v2 directory whose memory.current is compared with "
+                                     "memory.high/max; unset: the process's own"),
 };
 _Static_assert(sizeof vars / sizeof vars[0] == GCP_ENV_COUNT, "one table row per gcp_env_id");
 _Static_assert(GCP_GC_SIM == 2 && GCP_PIN_LOCK == 2 && GCP_SHARED_LOCKED == 1 &&
@@ -164,6 +183,13 @@ static bool parse(int id, const char *s, char *why, size_t len)
             if (strcasecmp(s, bools[i]) == 0)
                 return values[id] = i & 1, true;
         snprintf(why, len, "is not a bool (1/0, true/false, yes/no, on/off)");
+        return false;
+    case K_INT_OFF:
+        if (strcasecmp(s, "off") == 0)
+            return values[id] = 0, true;
+        if (parse_number(s, &n) && n >= d->min && n <= d->max)
+            return values[id] = n, true;
+        snprintf(why, len, "is not off or an integer in [%ld, %ld]", d->min, d->max);
         return false;
     case K_INT:
     case K_POW2:
@@ -328,6 +354,8 @@ void gcp_env_print_markdown(FILE *out)
             fputs("1/0, true/false, yes/no, on/off", out);
         else if (d->kind == K_PATH)
             fputs("a file name", out);
+        else if (d->kind == K_INT_OFF)
+            fprintf(out, "%ld .. %ld, `off`", d->min, d->max);
         else
             fprintf(out, "%ld .. %ld", d->min, d->max);
         fprintf(out, " | %s |\n", d->desc);

@@ -22,6 +22,12 @@ enum gcp_env_id {
     GCP_ENV_DEBUG,           /* bool */
     GCP_ENV_BUF_MIN,         /* power of two: smallest buffer class (lib/buf.c) */
     GCP_ENV_BUF_MAX,         /* power of two: largest buffer class */
+    GCP_ENV_SIM_GOGC,        /* 0 (off) .. : the pacer (gc_glue/pacer.c) */
+    GCP_ENV_SIM_MIN_HEAP,    /* 1 .. : the pacer's least goal */
+    GCP_ENV_PRESSURE_MS,     /* 0 (off) .. (gc_glue/pressure.c) */
+    GCP_ENV_PRESSURE_FILE,   /* path: PSI */
+    GCP_ENV_PRESSURE_AVG10,  /* 0 .. 100 */
+    GCP_ENV_PRESSURE_CGROUP, /* path: a cgroup v2 directory */
     GCP_ENV_COUNT
 };
 

@@ -179,6 +179,10 @@ const char *gcp_cycle_cause_name(uint32_t cause)
         return "sim";
     case GCPOOL_CYCLE_EXPLICIT:
         return "explicit";
+    case GCPOOL_CYCLE_PACER:
+        return "pacer";
+    case GCPOOL_CYCLE_PRESSURE:
+        return "pressure";
     default:
         return "other";
     }

@@ -338,6 +338,20 @@ static void *call_new(struct gcpool *p)
     return obj;
 }
 
+/* What one of p's objects weighs in the simulated collector's heap (glue.h). */
+static uint64_t heap_units(const struct gcpool *p)
+{
+    return p->obj_size ? p->obj_size : 1;
+}
+
+/* The heap counted new_fn's object before the call: a NULL takes it back. */
+static void *made_or_not(struct gcpool *p, void *obj)
+{
+    if (!obj)
+        gcp_glue_heap_dropped(heap_units(p));
+    return obj;
+}
+
 /* A miss: new_fn's object, or NULL.  A slow path: the simulated collector's
  * policies are checked here. */
 static void *miss_new(struct gcpool *p)
@@ -346,8 +360,8 @@ static void *miss_new(struct gcpool *p)
     gcp_glue_poll();
     if (!p->new_fn)
         return NULL;
-    gcp_glue_new_called();
-    void *obj = call_new(p);
+    gcp_glue_new_called(heap_units(p));
+    void *obj = made_or_not(p, call_new(p));
     GCP_TRACE2(new, p, obj);
     return obj;
 }
@@ -356,6 +370,7 @@ static void *miss_new(struct gcpool *p)
 static void drop_uncounted(void *obj, void *pool)
 {
     struct gcpool *p = pool;
+    gcp_glue_heap_dropped(heap_units(p));
     if (__builtin_expect(gcp_debug, 0))
         gcp_debug_dropped(p, obj);
     if (p->free_fn) {
@@ -379,7 +394,8 @@ static void *get_unpooled(struct gcpool *p)
     if (!p->new_fn)
         return NULL;
     count_no_storage(&p->no_storage.news);
-    return call_new(p);
+    gcp_glue_heap_made(heap_units(p)); /* an atomic add: fine in a signal handler */
+    return made_or_not(p, call_new(p));
 }
 
 static void put_unpooled(struct gcpool *p, void *obj)
@@ -403,6 +419,7 @@ static __attribute__((noinline)) void put_reentrant(struct gcpool *p, void *obj)
 {
     count_no_storage(&p->no_storage.puts_shared);
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+    gcp_glue_heap_dropped(heap_units(p));
     if (p->free_fn) {
         struct gcp_frame f;
         gcp_frame_enter(&f, p);

@@ -99,6 +99,9 @@ static inline struct gcp_locals *gcp_locals_real(struct gcp_locals *a)
     return a == gcp_no_locals ? NULL : a;
 }
 
+/* One past the largest enum gcpool_cycle_cause: grow it with the enum. */
+#define GCP_CYCLE_CAUSES (GCPOOL_CYCLE_PRESSURE + 1)
+
 struct gcpool {
     /* Roles, swapped by cycles.  Acquire loads pair with the release stores of
      * the rotation and of the lazy first use, so a reader sees a set-up array.
@@ -146,6 +149,7 @@ struct gcpool {
     _Atomic uint64_t moved_to_victim; /* objects cycles moved to the victim */
     _Atomic uint64_t private_moved;   /* objects cycles took out of private slots */
     _Atomic uint64_t last_moved, last_dropped; /* the same for the last cycle alone */
+    _Atomic uint64_t cycles_by_cause[GCP_CYCLE_CAUSES]; /* cycles that rotated it, by cause */
 
     bool rotated;                     /* the cycle in progress rotated it; registry lock */
     bool destroyed;                   /* checked mode: a destroyed pool's kept handle (debug.h) */

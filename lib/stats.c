@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gc_glue/glue.h"
 #include "lib/cycle.h"
 #include "lib/debug.h"
 #include "lib/env.h"
@@ -80,6 +81,13 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     out->gets = out->hit_private + out->hit_shared + out->hit_steal + out->hit_victim + out->miss;
     out->dropped = get(&p->dropped);
     out->moved_to_victim = get(&p->moved_to_victim);
+    /* The collector's cycles: Boehm's, or the simulated collector's own
+     * policies (its pacer is counted apart). */
+    out->cycles_collector = get(&p->cycles_by_cause[GCPOOL_CYCLE_COLLECTOR]) +
+                            get(&p->cycles_by_cause[GCPOOL_CYCLE_SIM]);
+    out->cycles_pacer = get(&p->cycles_by_cause[GCPOOL_CYCLE_PACER]);
+    out->cycles_pressure = get(&p->cycles_by_cause[GCPOOL_CYCLE_PRESSURE]);
+    out->cycles_explicit = get(&p->cycles_by_cause[GCPOOL_CYCLE_EXPLICIT]);
 }
 
 uint64_t gcp_stats_victim_hits(const struct gcpool *p)

@@ -45,7 +45,8 @@ START_TEST(defaults)
 {
     static const char *const want[GCP_ENV_COUNT] = {"auto", "1", "auto", "topology", "chain", "off",
                                                      "",     "0", "0",    "8",        "1024",  "0",
-                                                     "256",  "4194304"};
+                                                     "256",  "4194304", "100", "4194304",
+                                                     "100",  "",        "10",  ""};
     ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     for (int id = 0; id < GCP_ENV_COUNT; id++) {
         ck_assert_str_eq(text(id), want[id]);
@@ -92,6 +93,15 @@ static const struct bad {
     {GCP_ENV_RING_MAX, "33554432", "1024"}, {GCP_ENV_RING_MAX, "0", "1024"},
     {GCP_ENV_RING_MAX, "", "1024"},     {GCP_ENV_DEBUG, "2", "0"},
     {GCP_ENV_DEBUG, "debug", "0"},      {GCP_ENV_DEBUG, "", "0"},
+    {GCP_ENV_SIM_GOGC, "-1", "100"},    {GCP_ENV_SIM_GOGC, "", "100"},
+    {GCP_ENV_SIM_GOGC, "1000001", "100"}, {GCP_ENV_SIM_GOGC, "of", "100"},
+    {GCP_ENV_SIM_GOGC, "50%", "100"},   {GCP_ENV_SIM_MIN_HEAP, "0", "4194304"},
+    {GCP_ENV_SIM_MIN_HEAP, "4M", "4194304"}, {GCP_ENV_SIM_MIN_HEAP, "", "4194304"},
+    {GCP_ENV_SIM_MIN_HEAP, "1099511627777", "4194304"},
+    {GCP_ENV_PRESSURE_MS, "-1", "100"}, {GCP_ENV_PRESSURE_MS, "86400001", "100"},
+    {GCP_ENV_PRESSURE_MS, "fast", "100"}, {GCP_ENV_PRESSURE_FILE, "", "(unset)"},
+    {GCP_ENV_PRESSURE_AVG10, "101", "10"}, {GCP_ENV_PRESSURE_AVG10, "1.5", "10"},
+    {GCP_ENV_PRESSURE_AVG10, "", "10"}, {GCP_ENV_PRESSURE_CGROUP, "", "(unset)"},
 };
 
 START_TEST(bad_value)
@@ -149,6 +159,12 @@ static const struct good {
     {GCP_ENV_RING_MIN, "1024", 1024},         {GCP_ENV_RING_MAX, "8", 8},
     {GCP_ENV_RING_MAX, "16777216", 16777216}, {GCP_ENV_DEBUG, "1", 1},
     {GCP_ENV_DEBUG, "off", 0},                {GCP_ENV_DEBUG, "Yes", 1},
+    {GCP_ENV_SIM_GOGC, "off", 0},             {GCP_ENV_SIM_GOGC, "OFF", 0},
+    {GCP_ENV_SIM_GOGC, "0", 0},               {GCP_ENV_SIM_GOGC, "50", 50},
+    {GCP_ENV_SIM_GOGC, "1000000", 1000000},   {GCP_ENV_SIM_MIN_HEAP, "1", 1},
+    {GCP_ENV_SIM_MIN_HEAP, "1099511627776", 1099511627776L},
+    {GCP_ENV_PRESSURE_MS, "0", 0},            {GCP_ENV_PRESSURE_MS, "86400000", 86400000},
+    {GCP_ENV_PRESSURE_AVG10, "0", 0},         {GCP_ENV_PRESSURE_AVG10, "100", 100},
 };
 
 START_TEST(good_value)

@@ -139,12 +139,21 @@ static int cgroup_value(const char *name, uint64_t *out)
     return 1;
 }
 
+/* cgroup_dir as prefix + path; left empty (the reading off) when it does not
+ * fit, rather than cut into another directory's name. */
+static void set_cgroup_dir(const char *prefix, const char *path)
+{
+    int n = snprintf(cgroup_dir, sizeof cgroup_dir, "%s%s", prefix, path);
+    if (n < 0 || (size_t)n >= sizeof cgroup_dir)
+        cgroup_dir[0] = '\0';
+}
+
 /* The process's cgroup v2 directory, from /proc/self/cgroup ("0::/path"). */
 static void find_cgroup(void)
 {
     const char *dir = gcp_env_str(GCP_ENV_PRESSURE_CGROUP);
     if (dir) {
-        snprintf(cgroup_dir, sizeof cgroup_dir, "%s", dir);
+        set_cgroup_dir("", dir);
         return;
     }
     char buf[512];
@@ -155,7 +164,7 @@ static void find_cgroup(void)
         return; /* cgroup v1 only */
     line += 3;
     line[strcspn(line, "\n")] = '\0';
-    snprintf(cgroup_dir, sizeof cgroup_dir, "/sys/fs/cgroup%s", strcmp(line, "/") ? line : "");
+    set_cgroup_dir("/sys/fs/cgroup", strcmp(line, "/") ? line : "");
 }
 
 static int cgroup_level(void)

@@ -395,10 +395,12 @@ static void trim_rotate(void *arg)
 
 /* drain_mutex held, in a frame of p: drops what p's drp holds (its chains and
  * the private slots the rotation took).  A cycle's pending drop is the
- * cycle's (drain_one, first); the rest is the trim's. */
+ * cycle's (drain_one, first); the rest is the trim's.  drain_pending is left
+ * as it is: a collection's cycle that set it since still gets its drain
+ * later (clearing it here could hide that drp from it), at worst a walk of
+ * an array this drain emptied.  Acquire: pairs with the rotations' release. */
 static uint64_t trim_drain(struct gcpool *p)
 {
-    atomic_store_explicit(&p->drain_pending, 0, memory_order_relaxed); /* ours now; relaxed as in drain_one */
     return gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), 0);
 }
 

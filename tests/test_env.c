@@ -46,7 +46,7 @@ START_TEST(defaults)
     static const char *const want[GCP_ENV_COUNT] = {"auto", "1", "auto", "topology", "chain", "off",
                                                      "",     "0", "0",    "8",        "1024",  "0",
                                                      "256",  "4194304", "100", "4194304",
-                                                     "100",  "",        "10",  ""};
+                                                     "100",  "",        "10",  "",  "1"};
     ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     for (int id = 0; id < GCP_ENV_COUNT; id++) {
         ck_assert_str_eq(text(id), want[id]);

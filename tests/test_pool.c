@@ -1,7 +1,8 @@
 /* Ports of Go's pool tests (TestPool, TestPoolNew, TestPoolGC, TestPoolRelease,
  * TestPoolStress), the loop ones under each of test_sources (the simulated
  * source, Boehm), plus what binding to Boehm promises: one cycle per
- * collection, cached objects kept alive, the program's own callback still called. */
+ * collection (every Kth with GCPOOL_CYCLE_EVERY), cached objects kept alive, the
+ * program's own callback still called; and gcpool_trim. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "gc_glue/glue.h"
+#include "lib/debug.h"
 #include "lib/history.h"
 #include "lib/lockorder.h"
 #include "lib/pin.h"
@@ -407,6 +408,11 @@ static uint64_t trim_drain(struct gcpool *p)
 int gcpool_trim(gcpool_t *p)
 {
     if (!p) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gcp_debug && p->destroyed) { /* checked mode keeps the handle (debug.h) */
+        gcp_debug_after_destroy(p, "gcpool_trim", "ignored (EINVAL)");
         errno = EINVAL;
         return -1;
     }

@@ -19,10 +19,10 @@ static GC_on_collection_event_proc previous;
 /* lib/cycle.c's, from install.  Written before the callback is set, under
  * the collector's lock that calls it. */
 static void (*run_in_collector)(void);
-/* GCPOOL_CYCLE_EVERY, read in install, and the collections seen so far.  The
- * collector calls us under its allocation lock, which orders these calls, so
- * relaxed accesses suffice: the counter is ours alone, read and written in
- * one callback at a time (atomic only so that no reader elsewhere tears it). */
+/* GCPOOL_CYCLE_EVERY, read in install, and the collections seen so far.
+ * Relaxed: the collector calls us under its allocation lock, one call at a
+ * time, and that lock orders the counter's accesses; it is atomic only
+ * because those calls come from whichever thread collects. */
 static long cycle_every = 1;
 static _Atomic unsigned long collections;
 

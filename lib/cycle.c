@@ -357,13 +357,13 @@ uint64_t gcpool_cycles(void)
  * later, once.  It is no cycle: gcpool_cycles(), the history and the pool's
  * cycles by cause do not count it; its drops count in the pool's dropped. */
 
-/* Registry lock held.  Rotates p's roles as a cycle would, without counting
- * a cycle, then empties the private slots of the array it dropped. */
 struct trim_pass {
     struct gcpool *p;
     bool rotated; /* not p->rotated: a collection's cycle may write that one meanwhile */
 };
 
+/* Registry lock held.  Rotates p's roles as a cycle would, without counting
+ * a cycle, then empties the private slots of the array it dropped. */
 static void trim_rotate(void *arg)
 {
     struct trim_pass *t = arg;
@@ -427,8 +427,9 @@ int gcpool_trim(gcpool_t *p)
                                   "callback), which uses its arrays still");
         return -1;
     }
-    /* Held: from another pool's free_fn during a drain, paused between two
-     * pools (as for a report); p is not the pool being drained (frames). */
+    /* Held: from another pool's free_fn, inside a drain of that pool (a
+     * cycle's or a trim's), which this trim does not touch: the frames
+     * refused p itself above.  As for a report, the mutex is not taken again. */
     bool mine = !gcp_self.drain_held;
     if (mine)
         drain_lock();

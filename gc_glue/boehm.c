@@ -1,25 +1,35 @@
-/* Cycle source: the Boehm collector.  Every collection runs one cleanup cycle
- * from the collector's own event callback, at GC_EVENT_START: the allocation
- * lock is held and the world still runs, so the cycle allocates nothing, calls
- * no GC function that takes the lock, and lets other threads go on with their
- * gets and puts (pool.h says why that is safe).  Clearing our references there
+/* Cycle source: the Boehm collector.  Every collection (every Kth with
+ * GCPOOL_CYCLE_EVERY=K) runs one cleanup cycle from the collector's own event
+ * callback, at GC_EVENT_START: the allocation lock is held and the world
+ * still runs, so the cycle allocates nothing, calls no GC function that
+ * takes the lock, and lets other threads go on with their gets and puts
+ * (pool.h says why that is safe).  Clearing our references there
  * lets this very collection reclaim what the cycle dropped.
  *
  * This file is also the collector's memory (struct gcp_glue_mem), which the
  * simulator's table shares: the only place of the library that calls it. */
 #include <gc/gc.h>
+#include <stdatomic.h>
 
 #include "gc_glue/glue.h"
+#include "lib/env.h"
 
 /* The callback the program had installed before us, still called. */
 static GC_on_collection_event_proc previous;
 /* lib/cycle.c's, from install.  Written before the callback is set, under
  * the collector's lock that calls it. */
 static void (*run_in_collector)(void);
+/* GCPOOL_CYCLE_EVERY, read in install, and the collections seen so far.
+ * Relaxed: the collector calls us under its allocation lock, one call at a
+ * time, and that lock orders the counter's accesses; it is atomic only
+ * because those calls come from whichever thread collects. */
+static long cycle_every = 1;
+static _Atomic unsigned long collections;
 
 static void on_collection_event(GC_EventType event)
 {
-    if (event == GC_EVENT_START) {
+    if (event == GC_EVENT_START &&
+        atomic_fetch_add_explicit(&collections, 1, memory_order_relaxed) % (unsigned long)cycle_every == 0) {
         gcp_glue_mark_registry(true); /* the collector's lock is the registry lock */
         run_in_collector();
         gcp_glue_mark_registry(false);
@@ -33,6 +43,7 @@ static bool install(const struct gcp_glue_cycle *cycle)
     /* The slot is read and written under the allocation lock by the collector,
      * so swap it under that lock too. */
     run_in_collector = cycle->in_collector;
+    cycle_every = gcp_env_long(GCP_ENV_CYCLE_EVERY); /* here, not in the collector: it may parse */
     previous = GC_get_on_collection_event();
     GC_set_on_collection_event(on_collection_event);
     return true;

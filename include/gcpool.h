@@ -70,6 +70,17 @@ GCPOOL_API void gcpool_put(gcpool_t *pool, void *obj);
 /* Runs one cleanup cycle now, exactly as a collection does.  From free_fn during
  * a cycle's drain: deferred to the end of that drain (see "Re-entrant calls"). */
 GCPOOL_API void gcpool_collect(void);
+/* Drops now everything the pool caches (its locals and its victim), to free_fn,
+ * for a program that knows it is going idle.  Safe against concurrent gets and
+ * puts of the pool: what they put meanwhile may stay cached, and an object a
+ * concurrent call is moving at that instant may too (under Boehm, a local whose
+ * pin is busy keeps its private object); nothing is lost or handed out twice.
+ * Not a cycle: gcpool_cycles() and the history do not count it; its drops count
+ * in the pool's "dropped".  Returns 0; NULL pool: -1 with errno EINVAL.  From a
+ * signal handler that interrupted a gcpool call, or from inside a call of that
+ * same pool (its free_fn, new_fn): refused, -1 with errno EDEADLK (see
+ * "Re-entrant calls"); from another pool's free_fn it runs. */
+GCPOOL_API int gcpool_trim(gcpool_t *pool);
 /* Cleanup cycles run so far, whatever their source. */
 GCPOOL_API uint64_t gcpool_cycles(void);
 

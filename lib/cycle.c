@@ -22,10 +22,12 @@
  */
 #include "lib/cycle.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "gc_glue/glue.h"
+#include "lib/debug.h"
 #include "lib/history.h"
 #include "lib/lockorder.h"
 #include "lib/pin.h"
@@ -344,4 +346,106 @@ struct gcpool *gcp_cycle_first_pool(void)
 uint64_t gcpool_cycles(void)
 {
     return atomic_load_explicit(&cycles, memory_order_relaxed);
+}
+
+/* ---- gcpool_trim: one pool's cache dropped at once ---------------------------
+ * A trim is the cycle's own steps for one pool, twice (with the victim: cur
+ * goes to the victim, then to drp; without it once), each pass a rotation and
+ * the fence under the registry lock and the drain outside it.  So it is safe
+ * against concurrent gets and puts for the reasons a cycle is (pool.h): an
+ * object put through a stale array pointer meanwhile is handed out or dropped
+ * later, once.  It is no cycle: gcpool_cycles(), the history and the pool's
+ * cycles by cause do not count it; its drops count in the pool's dropped. */
+
+struct trim_pass {
+    struct gcpool *p;
+    bool rotated; /* not p->rotated: a collection's cycle may write that one meanwhile */
+};
+
+/* Registry lock held.  Rotates p's roles as a cycle would, without counting
+ * a cycle, then empties the private slots of the array it dropped. */
+static void trim_rotate(void *arg)
+{
+    struct trim_pass *t = arg;
+    struct gcpool *p = t->p;
+    GCP_ASSERT(gcp_holds_registry());
+    /* Acquire: pairs with first use's release of cur, as in rotate_all. */
+    struct gcp_locals *cur = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire));
+    t->rotated = cur != NULL; /* no array (never used, uncached): nothing to trim */
+    if (!cur)
+        return;
+    struct gcp_locals *vic = atomic_load_explicit(&p->vic, memory_order_relaxed);
+    struct gcp_locals *drp = atomic_load_explicit(&p->drp, memory_order_relaxed);
+    /* Release, as in rotate: a reader of a role sees the array as we left it. */
+    if (p->victim_on) {
+        atomic_store_explicit(&p->drp, vic, memory_order_release);
+        atomic_store_explicit(&p->vic, cur, memory_order_release);
+    } else {
+        atomic_store_explicit(&p->drp, cur, memory_order_release);
+    }
+    atomic_store_explicit(&p->cur, drp, memory_order_release);
+    atomic_store_explicit(&p->victim_empty, NULL, memory_order_relaxed);
+    /* As in rotate_all: after the fence no rseq sequence runs on the array
+     * that left its role, and none can start on it. */
+    gcp_pin_fence();
+    /* Under Boehm the allocation lock is held: a pin's holder may be waiting
+     * for it, so busy locals are skipped (their object stays cached). */
+    gcp_pool_take_privates(p, atomic_load_explicit(&p->drp, memory_order_relaxed),
+                           !gcp_glue()->locked_in_collector);
+}
+
+/* drain_mutex held, in a frame of p: drops what p's drp holds (its chains and
+ * the private slots the rotation took).  A cycle's pending drop is the
+ * cycle's (drain_one, first); the rest is the trim's.  drain_pending is left
+ * as it is: a collection's cycle that set it since still gets its drain
+ * later (clearing it here could hide that drp from it), at worst a walk of
+ * an array this drain emptied.  Acquire: pairs with the rotations' release. */
+static uint64_t trim_drain(struct gcpool *p)
+{
+    return gcp_pool_drain(p, atomic_load_explicit(&p->drp, memory_order_acquire), 0);
+}
+
+int gcpool_trim(gcpool_t *p)
+{
+    if (!p) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gcp_debug && p->destroyed) { /* checked mode keeps the handle (debug.h) */
+        gcp_debug_after_destroy(p, "gcpool_trim", "ignored (EINVAL)");
+        errno = EINVAL;
+        return -1;
+    }
+    if (gcp_reentered()) {
+        gcp_refuse("gcpool_trim", "called from a signal handler that interrupted a gcpool call "
+                                  "on this thread, whose locks a trim needs");
+        return -1;
+    }
+    if (gcp_in_call_of(p)) {
+        gcp_refuse("gcpool_trim", "called from inside a call of that pool on this thread (its "
+                                  "free_fn or new_fn, or a get or put of it that ran this "
+                                  "callback), which uses its arrays still");
+        return -1;
+    }
+    /* Held: from another pool's free_fn, inside a drain of that pool (a
+     * cycle's or a trim's), which this trim does not touch: the frames
+     * refused p itself above.  As for a report, the mutex is not taken again. */
+    bool mine = !gcp_self.drain_held;
+    if (mine)
+        drain_lock();
+    struct gcp_frame f;
+    gcp_frame_enter(&f, p);
+    drain_one(p, NULL); /* a cycle's pending drop, first: drp is drained before it becomes cur */
+    for (int pass = 0; pass < (p->victim_on ? 2 : 1); pass++) {
+        struct trim_pass t = {p, false};
+        gcp_glue_locked(trim_rotate, &t);
+        if (!t.rotated)
+            break;
+        trim_drain(p);
+    }
+    gcp_pool_release_held(p);
+    gcp_frame_leave(&f);
+    if (mine)
+        drain_unlock();
+    return 0;
 }

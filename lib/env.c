@@ -97,6 +97,9 @@ static const struct var vars[] = {
     [GCP_ENV_PRESSURE_CGROUP] = PATH("GCPOOL_PRESSURE_CGROUP",
                                      "cgroup v2 directory whose memory.current is compared with "
                                      "memory.high/max; unset: the process's own"),
+    [GCP_ENV_CYCLE_EVERY] = INT("GCPOOL_CYCLE_EVERY", 1, 1, 1000000,
+                                "Under Boehm, a cycle on every Nth collection (1: every one); "
+                                "larger keeps objects cached longer"),
 };
 _Static_assert(sizeof vars / sizeof vars[0] == GCP_ENV_COUNT, "one table row per gcp_env_id");
 _Static_assert(GCP_GC_SIM == 2 && GCP_PIN_LOCK == 2 && GCP_SHARED_LOCKED == 1 &&

@@ -3,7 +3,10 @@
  * user at a time, never reaches free_fn while someone holds it, and after
  * gcpool_destroy every object made has reached free_fn exactly once.
  * Run under the simulated source (malloc'd objects) and under Boehm (real
- * collections as the cycles), with 4x and 16x more threads than cores. */
+ * collections as the cycles), with 4x and 16x more threads than cores.  The
+ * trim variant has the cycling thread also gcpool_trim the pool over and
+ * over; once the workers are done, one more trim leaves nothing cached: every
+ * object made has reached free_fn exactly once before gcpool_destroy. */
 #include <stdatomic.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -16,6 +19,8 @@ struct world {
     gcpool_t *pool;
     struct ledger ledger;
     long iterations;
+    bool trim;                 /* the cycler trims too */
+    _Atomic long trims;
     _Atomic int stop_cycles;
     pthread_t *workers;
     int nworkers;
@@ -48,7 +53,15 @@ static void *worker(void *arg)
 static void *cycler(void *arg)
 {
     struct world *w = arg;
-    while (!atomic_load(&w->stop_cycles)) {
+    for (long i = 0; !atomic_load(&w->stop_cycles); i++) {
+        if (w->trim) {
+            ck_assert_int_eq(gcpool_trim(w->pool), 0);
+            atomic_fetch_add(&w->trims, 1);
+            if (i % 4) { /* mostly trims, so that they meet gets and puts often */
+                usleep(50);
+                continue;
+            }
+        }
         test_cycle();
         usleep(200);
     }
@@ -73,7 +86,20 @@ static void *signaller(void *arg)
     return NULL;
 }
 
-static void conserve(const struct test_mode *mode, int threads_per_core, bool signals)
+/* After a trim with no user left: nothing cached, no object in use, and every
+ * object made dropped, exactly once. */
+static void check_all_dropped(struct world *w)
+{
+    long made = atomic_load(&w->ledger.nmade);
+    for (long i = 0; i < made; i++) {
+        struct object *o = w->ledger.made[i];
+        ck_assert_int_eq(atomic_load(&o->users), 0);
+        ck_assert_msg(atomic_load(&o->freed) == 1, "object %ld reached free_fn %d times after the last trim",
+                      i, atomic_load(&o->freed));
+    }
+}
+
+static void conserve(const struct test_mode *mode, int threads_per_core, bool signals, bool trim)
 {
     int boehm = mode->boehm;
     if (!test_use_mode(mode))
@@ -82,7 +108,7 @@ static void conserve(const struct test_mode *mode, int threads_per_core, bool si
     int nthreads = (int)(cores * threads_per_core);
     /* With signals, one thread per core: a signal then mostly finds its thread
      * running, often inside a sequence. */
-    struct world w = {.iterations = (signals ? 100000 : 20000) / threads_per_core};
+    struct world w = {.iterations = (signals ? 100000 : 20000) / threads_per_core, .trim = trim};
     ledger_init(&w.ledger, (long)nthreads * w.iterations * 4 + 16, boehm);
     gcpool_options_t o = {.new_fn = ledger_make, .free_fn = ledger_release, .arg = &w.ledger,
                           .name = "conserve"};
@@ -114,6 +140,14 @@ static void conserve(const struct test_mode *mode, int threads_per_core, bool si
 
     uint64_t cycles = gcpool_cycles();
     gcpool_stats_t s;
+    if (trim) {
+        ck_assert_int_eq(gcpool_trim(w.pool), 0);
+        ck_assert_uint_eq(gcpool_cycles(), cycles); /* a trim is no cycle */
+        check_all_dropped(&w);
+        gcpool_read_stats(w.pool, &s);
+        ck_assert_uint_eq(s.dropped, s.news); /* trims' drops count in dropped */
+        ck_assert_int_gt(atomic_load(&w.trims), 0);
+    }
     gcpool_read_stats(w.pool, &s);
     gcpool_destroy(w.pool);
 
@@ -121,20 +155,23 @@ static void conserve(const struct test_mode *mode, int threads_per_core, bool si
     ck_assert_uint_eq((uint64_t)made, s.news);
     ck_assert_uint_eq(s.gets, s.hit_private + s.hit_shared + s.hit_steal + s.hit_victim + s.miss);
     ck_assert_uint_gt(cycles, 0);
-    printf("conservation %s/%s x%d%s: %d threads, %ld objects made, %" PRIu64 " cycles, %" PRIu64
+    printf("conservation %s/%s x%d%s%s: %ld trims, %d threads, %ld objects made, %" PRIu64 " cycles, %" PRIu64
            " victim hits, %" PRIu64 " steals, %" PRIu64 " sequences restarted\n",
            boehm ? "boehm" : "sim", gcp_pin_name(), threads_per_core, signals ? " with signals" : "",
-           nthreads, made, cycles, s.hit_victim, s.hit_steal, restarts);
+           trim ? " with trims" : "", atomic_load(&w.trims), nthreads, made, cycles, s.hit_victim, s.hit_steal, restarts);
     free(t);
 }
 
-START_TEST(test_conservation_4x) { conserve(TEST_VARIANT(test_modes), 4, false); }
+START_TEST(test_conservation_4x) { conserve(TEST_VARIANT(test_modes), 4, false, false); }
 END_TEST
 
-START_TEST(test_conservation_16x) { conserve(TEST_VARIANT(test_modes), 16, false); }
+START_TEST(test_conservation_16x) { conserve(TEST_VARIANT(test_modes), 16, false, false); }
 END_TEST
 
-START_TEST(test_conservation_signals) { conserve(TEST_VARIANT(test_modes), 1, true); }
+START_TEST(test_conservation_signals) { conserve(TEST_VARIANT(test_modes), 1, true, false); }
+END_TEST
+
+START_TEST(test_conservation_trim) { conserve(TEST_VARIANT(test_modes), 4, false, true); }
 END_TEST
 
 static Suite *make_suite(void)
@@ -144,6 +181,7 @@ static Suite *make_suite(void)
     test_add_variants(tc, test_conservation_4x, test_modes);
     test_add_variants(tc, test_conservation_16x, test_modes);
     test_add_variants(tc, test_conservation_signals, test_modes);
+    test_add_variants(tc, test_conservation_trim, test_modes);
     return s;
 }
 

@@ -574,7 +574,7 @@ END_TEST
 /* ---- use after destroy ------------------------------------------------------------- */
 
 /* In checked mode a destroyed pool's handle stays reserved, so a second
- * destroy, a put, a get and a read of statistics through it are reported and
+ * destroy, a put, a get, a trim and a read of statistics through it are reported and
  * refused (EINVAL) instead of reading freed memory. */
 START_TEST(test_use_after_destroy_reported)
 {
@@ -598,6 +598,9 @@ START_TEST(test_use_after_destroy_reported)
     errno = 0;
     int r = gcpool_read_stats(p, &s);
     int stats_errno = errno;
+    errno = 0;
+    int trim_r = gcpool_trim(p);
+    int trim_errno = errno;
     char *out = capture_end(c);
     ck_assert_int_eq(destroy_errno, EINVAL);
     ck_assert_int_eq(put_errno, EINVAL);
@@ -605,13 +608,16 @@ START_TEST(test_use_after_destroy_reported)
     ck_assert_int_eq(get_errno, EINVAL);
     ck_assert_int_eq(r, -1);
     ck_assert_int_eq(stats_errno, EINVAL);
-    ck_assert_msg(count_lines(out) == 4 && count_lines_with(out, "pool \"gone\"") == 4 &&
-                      count_lines_with(out, "was destroyed") == 4 &&
+    ck_assert_int_eq(trim_r, -1);
+    ck_assert_int_eq(trim_errno, EINVAL);
+    ck_assert_msg(count_lines(out) == 5 && count_lines_with(out, "pool \"gone\"") == 5 &&
+                      count_lines_with(out, "was destroyed") == 5 &&
+                      count_lines_with(out, "gcpool_trim") == 1 &&
                       count_lines_with(out, "gcpool_destroy") == 1 &&
                       count_lines_with(out, "gcpool_put") == 1 &&
                       count_lines_with(out, "gcpool_get") == 1 &&
                       count_lines_with(out, "gcpool_read_stats") == 1,
-                  "want four lines, one per call, got '%s'", out);
+                  "want five lines, one per call, got '%s'", out);
     free(out);
     /* The put did not take y: still the caller's, never seen by free_fn. */
     ck_assert_int_eq(atomic_load(&W.freed[id_of(y)]), 0);

@@ -46,7 +46,7 @@ START_TEST(defaults)
     static const char *const want[GCP_ENV_COUNT] = {"auto", "1", "auto", "topology", "chain", "off",
                                                      "",     "0", "0",    "8",        "1024",  "0",
                                                      "256",  "4194304", "100", "4194304",
-                                                     "100",  "",        "10",  ""};
+                                                     "100",  "",        "10",  "",  "1"};
     ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     for (int id = 0; id < GCP_ENV_COUNT; id++) {
         ck_assert_str_eq(text(id), want[id]);
@@ -98,6 +98,9 @@ static const struct bad {
     {GCP_ENV_SIM_GOGC, "50%", "100"},   {GCP_ENV_SIM_MIN_HEAP, "0", "4194304"},
     {GCP_ENV_SIM_MIN_HEAP, "4M", "4194304"}, {GCP_ENV_SIM_MIN_HEAP, "", "4194304"},
     {GCP_ENV_SIM_MIN_HEAP, "1099511627777", "4194304"},
+    {GCP_ENV_CYCLE_EVERY, "0", "1"},    {GCP_ENV_CYCLE_EVERY, "-2", "1"},
+    {GCP_ENV_CYCLE_EVERY, "1000001", "1"}, {GCP_ENV_CYCLE_EVERY, "2x", "1"},
+    {GCP_ENV_CYCLE_EVERY, "", "1"},     {GCP_ENV_CYCLE_EVERY, "off", "1"},
     {GCP_ENV_PRESSURE_MS, "-1", "100"}, {GCP_ENV_PRESSURE_MS, "86400001", "100"},
     {GCP_ENV_PRESSURE_MS, "fast", "100"}, {GCP_ENV_PRESSURE_FILE, "", "(unset)"},
     {GCP_ENV_PRESSURE_AVG10, "101", "10"}, {GCP_ENV_PRESSURE_AVG10, "1.5", "10"},
@@ -163,6 +166,8 @@ static const struct good {
     {GCP_ENV_SIM_GOGC, "0", 0},               {GCP_ENV_SIM_GOGC, "50", 50},
     {GCP_ENV_SIM_GOGC, "1000000", 1000000},   {GCP_ENV_SIM_MIN_HEAP, "1", 1},
     {GCP_ENV_SIM_MIN_HEAP, "1099511627776", 1099511627776L},
+    {GCP_ENV_CYCLE_EVERY, "1", 1},            {GCP_ENV_CYCLE_EVERY, "4", 4},
+    {GCP_ENV_CYCLE_EVERY, "1000000", 1000000},
     {GCP_ENV_PRESSURE_MS, "0", 0},            {GCP_ENV_PRESSURE_MS, "86400000", 86400000},
     {GCP_ENV_PRESSURE_AVG10, "0", 0},         {GCP_ENV_PRESSURE_AVG10, "100", 100},
 };

@@ -1,7 +1,9 @@
 /* Ports of Go's pool tests (TestPool, TestPoolNew, TestPoolGC, TestPoolRelease,
  * TestPoolStress), the loop ones under each of test_sources (the simulated
  * source, Boehm), plus what binding to Boehm promises: one cycle per
- * collection, cached objects kept alive, the program's own callback still called. */
+ * collection (every Kth with GCPOOL_CYCLE_EVERY), cached objects kept alive, the
+ * program's own callback still called; and gcpool_trim. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -189,6 +191,76 @@ START_TEST(test_boehm_one_cycle_per_collection)
     gcpool_collect();
     ck_assert_uint_eq(gcpool_cycles(), before + 6);
     gcpool_destroy(p);
+}
+END_TEST
+
+/* GCPOOL_CYCLE_EVERY=3: one cycle every third collection. */
+START_TEST(test_boehm_cycle_every)
+{
+    if (!TEST_BOEHM_OK)
+        return;
+    GC_INIT();
+    test_setenv("GCPOOL_GC", NULL);
+    test_setenv("GCPOOL_CYCLE_EVERY", "3");
+    gcpool_t *p = gcpool_create(NULL);
+    ck_assert_int_eq(gcp_glue_source(), GCP_SOURCE_BOEHM);
+    gcpool_put(p, a);
+    uint64_t before = gcpool_cycles();
+    for (int i = 0; i < 6; i++)
+        GC_gcollect();
+    ck_assert_uint_eq(gcpool_cycles(), before + 2); /* any 6 in a row hold two thirds */
+    gcpool_destroy(p);
+}
+END_TEST
+
+/* gcpool_trim drops the locals and the victim at once, counts no cycle, and
+ * refuses a trim from the pool's own free_fn. */
+static gcpool_t *trim_pool;
+static int trim_freed, trim_inner_rc, trim_inner_errno;
+
+static void trim_free(void *obj, void *arg)
+{
+    (void)obj, (void)arg;
+    if (trim_freed++ == 0) {
+        errno = 0;
+        trim_inner_rc = gcpool_trim(trim_pool);
+        trim_inner_errno = errno;
+    }
+}
+
+START_TEST(test_pool_trim)
+{
+    if (!test_use_source(TEST_VARIANT(test_sources)->boehm))
+        return;
+    errno = 0;
+    ck_assert_int_eq(gcpool_trim(NULL), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    static char objs[15];
+    gcpool_options_t o = {.free_fn = trim_free};
+    trim_pool = gcpool_create(&o);
+    ck_assert_int_eq(gcpool_trim(trim_pool), 0); /* never used: nothing to do */
+    test_pin_to_one_cpu();
+    for (int i = 0; i < 10; i++)
+        gcpool_put(trim_pool, &objs[i]);
+    test_cycle(); /* the ten to the victim */
+    for (int i = 10; i < 15; i++)
+        gcpool_put(trim_pool, &objs[i]);
+    ck_assert_int_eq(trim_freed, 0);
+    uint64_t cycles = gcpool_cycles();
+    ck_assert_int_eq(gcpool_trim(trim_pool), 0);
+    ck_assert_int_eq(trim_freed, 15);
+    ck_assert_int_eq(trim_inner_rc, -1);
+    ck_assert_int_eq(trim_inner_errno, EDEADLK);
+    ck_assert_uint_eq(gcpool_cycles(), cycles);
+    ck_assert_ptr_null(gcpool_get(trim_pool));
+    gcpool_stats_t s;
+    ck_assert_int_eq(gcpool_read_stats(trim_pool, &s), 0);
+    ck_assert_uint_eq(s.dropped, 15);
+    ck_assert_uint_eq(s.hit_victim, 0);
+    gcpool_put(trim_pool, &objs[0]); /* still a working pool */
+    ck_assert_ptr_eq(gcpool_get(trim_pool), &objs[0]);
+    gcpool_destroy(trim_pool);
+    ck_assert_int_eq(trim_freed, 15);
 }
 END_TEST
 
@@ -389,9 +461,11 @@ static Suite *make_suite(void)
     tcase_add_test(go, test_pool_gc);
     tcase_add_test(go, test_pool_release);
     test_add_variants(go, test_pool_stress, test_sources);
+    test_add_variants(go, test_pool_trim, test_sources);
     TCase *boehm = test_tcase(s, "binding", 0);
     tcase_add_test(boehm, test_boehm_keeps_cached);
     tcase_add_test(boehm, test_boehm_one_cycle_per_collection);
+    tcase_add_test(boehm, test_boehm_cycle_every);
     tcase_add_test(boehm, test_boehm_registered_thread);
     tcase_add_test(boehm, test_boehm_producer_hands_drops);
     tcase_add_test(boehm, test_sim_when_boehm_not_initialised);

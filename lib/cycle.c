@@ -149,18 +149,17 @@ void gcp_cycle_each_pool(void (*fn)(struct gcpool *, void *), void *arg)
 
 /* ---- the cycle ------------------------------------------------------------- */
 
-/* Rotates one pool's roles.  Registry lock held; may run inside the collector. */
-static void rotate(struct gcpool *p, struct gcp_locals *cur, enum gcpool_cycle_cause cause)
+/* The roles move on: cur becomes the victim (without one, the dropped array),
+ * the victim the dropped array, and the dropped one, drained since, cur.
+ * Registry lock held: a cycle's rotate and gcpool_trim. */
+static void swap_roles(struct gcpool *p, struct gcp_locals *cur)
 {
-    GCP_ASSERT(gcp_holds_registry());
     struct gcp_locals *vic = atomic_load_explicit(&p->vic, memory_order_relaxed);
     struct gcp_locals *drp = atomic_load_explicit(&p->drp, memory_order_relaxed);
     /* Threads that loaded a role before these stores may go on using that
      * array for one operation; pool.h explains why that is safe.  Release: a
      * reader of a role sees the array as this thread left it. */
-    uint64_t moved = 0;
     if (p->victim_on) {
-        moved = gcp_pool_count(cur);
         atomic_store_explicit(&p->drp, vic, memory_order_release);
         atomic_store_explicit(&p->vic, cur, memory_order_release);
     } else {
@@ -168,6 +167,14 @@ static void rotate(struct gcpool *p, struct gcp_locals *cur, enum gcpool_cycle_c
     }
     atomic_store_explicit(&p->cur, drp, memory_order_release);
     atomic_store_explicit(&p->victim_empty, NULL, memory_order_relaxed);
+}
+
+/* Rotates one pool's roles.  Registry lock held; may run inside the collector. */
+static void rotate(struct gcpool *p, struct gcp_locals *cur, enum gcpool_cycle_cause cause)
+{
+    GCP_ASSERT(gcp_holds_registry());
+    uint64_t moved = p->victim_on ? gcp_pool_count(cur) : 0;
+    swap_roles(p, cur);
     atomic_fetch_add_explicit(&p->moved_to_victim, moved, memory_order_relaxed);
     atomic_store_explicit(&p->last_moved, moved, memory_order_relaxed);
     /* Relaxed: a counter, read by statistics only. */
@@ -374,17 +381,7 @@ static void trim_rotate(void *arg)
     t->rotated = cur != NULL; /* no array (never used, uncached): nothing to trim */
     if (!cur)
         return;
-    struct gcp_locals *vic = atomic_load_explicit(&p->vic, memory_order_relaxed);
-    struct gcp_locals *drp = atomic_load_explicit(&p->drp, memory_order_relaxed);
-    /* Release, as in rotate: a reader of a role sees the array as we left it. */
-    if (p->victim_on) {
-        atomic_store_explicit(&p->drp, vic, memory_order_release);
-        atomic_store_explicit(&p->vic, cur, memory_order_release);
-    } else {
-        atomic_store_explicit(&p->drp, cur, memory_order_release);
-    }
-    atomic_store_explicit(&p->cur, drp, memory_order_release);
-    atomic_store_explicit(&p->victim_empty, NULL, memory_order_relaxed);
+    swap_roles(p, cur);
     /* As in rotate_all: after the fence no rseq sequence runs on the array
      * that left its role, and none can start on it. */
     gcp_pin_fence();

@@ -145,7 +145,9 @@ GCPOOL_API int gcpool_read_cycles(gcpool_cycle_t *out, size_t n);
     X(cycles_collector, COUNT, POOL, "c-gc", "its cycles run by a collection (Boehm's; the sim's NEW, INTERVAL_MS)") \
     X(cycles_pacer, COUNT, POOL, "c-pace", "its cycles run by the simulator's pacer (GCPOOL_SIM_GOGC)") \
     X(cycles_pressure, COUNT, POOL, "c-press", "its cycles run for memory pressure (GCPOOL_PRESSURE_*)") \
-    X(cycles_explicit, COUNT, POOL, "c-call", "its cycles run by gcpool_collect")
+    X(cycles_explicit, COUNT, POOL, "c-call", "its cycles run by gcpool_collect")                 \
+    X(cached, NOW, POOL, "cached", "objects in the pool now, outside the victim (what gets find first)") \
+    X(in_victim, NOW, POOL, "in-victim", "objects in the victim cache now")
 
 /* The cycles_* counters are per pool: the cycles that found it set up (its
  * first get or put) and rotated it, by cause.  Per pool rather than global,

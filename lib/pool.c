@@ -22,6 +22,7 @@
 #include "lib/locked.h"
 #include "lib/lockorder.h"
 #include "lib/mem.h"
+#include "lib/peek.h"
 #include "lib/pin.h"
 #include "lib/reentry.h"
 #include "lib/report.h"
@@ -521,19 +522,7 @@ bool gcp_pool_take_privates(struct gcpool *p, struct gcp_locals *a, bool may_wai
 
 uint64_t gcp_pool_count(const struct gcp_locals *a)
 {
-    uint64_t n = 0;
-    for (unsigned i = 0; i < a->n; i++) {
-        struct gcp_local *l = gcp_local_at(a, i);
-        /* A racy read of private, for statistics only. */
-        n += atomic_load_explicit(&l->private_, memory_order_relaxed) != NULL;
-        n += gcp_locked_len(&l->locked);
-        for (int k = 0; k < GCP_CHAIN_RINGS; k++) {
-            struct gcp_ring *r = atomic_load_explicit(&l->shared.rings[k], memory_order_acquire);
-            if (r)
-                n += gcp_ring_len(r);
-        }
-    }
-    return n;
+    return gcp_stats_count(&gcp_peek_self, a);
 }
 
 /* Pops the tail of every other local of a, nearest first. */

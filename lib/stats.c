@@ -16,6 +16,8 @@
 #include "lib/debug.h"
 #include "lib/env.h"
 #include "lib/history.h"
+#include "lib/locked.h"
+#include "lib/peek.h"
 #include "lib/reentry.h"
 #include "lib/report.h"
 
@@ -49,19 +51,96 @@ static void add_counters(gcpool_stats_t *out, const struct gcp_counters *c)
     out->miss += get(&c->miss);
 }
 
-void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
+/* ---- reading a pool, here or in another process (peek.h) -------------------- */
+
+/* One array of locals as read through pk: local i at base + i*stride. */
+struct locals_view {
+    const char *base;
+    unsigned n;
+    size_t stride;
+    void *copy; /* what to free: the copy of another process's locals */
+};
+
+static bool view_locals(const struct gcp_peek *pk, const struct gcp_locals *addr,
+                        struct locals_view *v)
+{
+    struct gcp_locals hbuf;
+    const struct gcp_locals *h = gcp_peek(pk, addr, sizeof hbuf, &hbuf);
+    /* Checked even here: another process's header is data. */
+    if (!h || h->n > GCP_PEEK_MAX_LOCALS || h->stride < sizeof(struct gcp_local) ||
+        h->stride > GCP_PEEK_MAX_STRIDE)
+        return false;
+    *v = (struct locals_view){.base = h->base, .n = h->n, .stride = h->stride};
+    if (pk == &gcp_peek_self)
+        return true; /* no copy: inside the collector too (gcp_pool_count) */
+    size_t bytes = (size_t)h->n * h->stride;
+    if (!(v->copy = malloc(bytes ? bytes : 1)))
+        return false;
+    if (!(v->base = gcp_peek(pk, h->base, bytes, v->copy))) {
+        free(v->copy);
+        return false;
+    }
+    return true;
+}
+
+static const struct gcp_local *view_at(const struct locals_view *v, unsigned i)
+{
+    return (const struct gcp_local *)(const void *)(v->base + (size_t)i * v->stride);
+}
+
+/* Objects one local holds now: private, the locked queue, every ring. */
+static uint64_t local_count(const struct gcp_peek *pk, const struct gcp_local *l)
+{
+    /* A racy read of private, for statistics only. */
+    uint64_t n = atomic_load_explicit(&l->private_, memory_order_relaxed) != NULL;
+    n += gcp_locked_len(&l->locked);
+    for (int k = 0; k < GCP_CHAIN_RINGS; k++) {
+        /* Acquire: pairs with the release that published the ring. */
+        const struct gcp_ring *r = atomic_load_explicit(&l->shared.rings[k], memory_order_acquire);
+        struct gcp_ring rbuf;
+        if (r && (r = gcp_peek(pk, r, sizeof rbuf, &rbuf)))
+            n += gcp_ring_len(r);
+    }
+    return n;
+}
+
+uint64_t gcp_stats_count(const struct gcp_peek *pk, const struct gcp_locals *a)
+{
+    struct locals_view v;
+    if (!a || !view_locals(pk, a, &v))
+        return 0;
+    uint64_t n = 0;
+    for (unsigned i = 0; i < v.n; i++)
+        n += local_count(pk, view_at(&v, i));
+    free(v.copy);
+    return n;
+}
+
+int gcp_stats_peek(const struct gcp_peek *pk, const struct gcpool *addr, gcpool_stats_t *out,
+                   struct gcpool *seen)
 {
     memset(out, 0, sizeof *out);
+    struct gcpool pbuf;
+    const struct gcpool *p = gcp_peek(pk, addr, sizeof pbuf, &pbuf);
+    if (!p)
+        return -1;
+    if (seen)
+        memcpy(seen, p, sizeof *seen);
     uint64_t fills = 0, victim_private = 0, privates_now = 0;
+    /* gcp_no_locals is set at run time here; another process's is in pk. */
+    const void *no_locals = pk == &gcp_peek_self ? gcp_no_locals : pk->no_locals;
     /* Acquire: the arrays exist once cur is published (first use), and stay
      * when a pool that stopped caching takes cur away (uncached, set before)
      * and while a pool being destroyed drains them (destroying). */
-    bool set_up = gcp_locals_real(atomic_load_explicit(&p->cur, memory_order_acquire)) != NULL ||
+    const struct gcp_locals *cur = atomic_load_explicit(&p->cur, memory_order_acquire);
+    bool set_up = (cur && cur != no_locals) ||
                   atomic_load_explicit(&p->uncached, memory_order_acquire) || p->destroying;
     for (int k = 0; k < 3 && set_up; k++) {
-        const struct gcp_locals *a = p->arrays[k];
-        for (unsigned i = 0; a && i < a->n; i++) {
-            const struct gcp_local *l = gcp_local_at(a, i);
+        struct locals_view v;
+        if (!p->arrays[k] || !view_locals(pk, p->arrays[k], &v))
+            continue;
+        for (unsigned i = 0; i < v.n; i++) {
+            const struct gcp_local *l = view_at(&v, i);
             fills += get(&l->fills);
             privates_now += atomic_load_explicit(&l->private_, memory_order_relaxed) != NULL;
             victim_private += get(&l->counters.victim_private);
@@ -69,6 +148,7 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
             out->puts += get(&l->seq.puts_shared);
             add_counters(out, &l->counters);
         }
+        free(v.copy);
     }
     add_counters(out, &p->no_storage); /* what found no storage */
     /* Every object put in a private slot left it by one of: a get's private
@@ -88,11 +168,21 @@ void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
     out->cycles_pacer = get(&p->cycles_by_cause[GCPOOL_CYCLE_PACER]);
     out->cycles_pressure = get(&p->cycles_by_cause[GCPOOL_CYCLE_PRESSURE]);
     out->cycles_explicit = get(&p->cycles_by_cause[GCPOOL_CYCLE_EXPLICIT]);
+    /* Objects held now: in cur, what gets find first; in the victim. */
+    if (cur && cur != no_locals)
+        out->cached = gcp_stats_count(pk, cur);
+    out->in_victim = gcp_stats_count(pk, atomic_load_explicit(&p->vic, memory_order_acquire));
+    return 0;
+}
+
+void gcp_stats_sum(struct gcpool *p, gcpool_stats_t *out)
+{
+    gcp_stats_peek(&gcp_peek_self, p, out, NULL); /* this process: always readable */
 }
 
 uint64_t gcp_stats_victim_hits(const struct gcpool *p)
 {
-    /* Acquire: as in gcp_stats_sum.  Loads only: the cycle calls this inside
+    /* Acquire: as in gcp_stats_peek.  Loads only: the cycle calls this inside
      * the collector (history.h). */
     bool set_up = atomic_load_explicit(&p->cur, memory_order_acquire) != NULL ||
                   atomic_load_explicit(&p->uncached, memory_order_acquire) || p->destroying;
@@ -163,12 +253,13 @@ static struct row *row_of(struct gcpool *p)
 }
 
 /* The text report's columns: the TOTAL counters, then every SHARE one as a
- * share of gets, then the COUNT ones, each group in the list's order. */
+ * share of gets, then the COUNT ones and the NOW ones, each group in the
+ * list's order. */
 static const enum gcp_stat_column text_order[] = {GCP_STAT_COL_TOTAL, GCP_STAT_COL_SHARE,
-                                                  GCP_STAT_COL_COUNT};
+                                                  GCP_STAT_COL_COUNT, GCP_STAT_COL_NOW};
 /* A SHARE column's 7: "%6.1f%%". */
 static const int text_width[] = {[GCP_STAT_COL_TOTAL] = 12, [GCP_STAT_COL_SHARE] = 7,
-                                 [GCP_STAT_COL_COUNT] = 10};
+                                 [GCP_STAT_COL_COUNT] = 10, [GCP_STAT_COL_NOW] = 10};
 
 static void print_text_heading(FILE *out)
 {

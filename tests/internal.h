@@ -52,6 +52,11 @@
  * process (test_debug, test_fork, test_late_init), GCP_DEBUG_HELD_MAX. */
 #include "lib/debug.h"
 
+/* lib/peek.h and lib/stats.h: the statistics read through a reader that
+ * copies, as gcpool-stat's of another process does (test_stats). */
+#include "lib/peek.h"
+#include "lib/stats.h"
+
 /* lib/buf.c's allocation hooks: hidden and in no header (nothing else in the
  * library swaps them), so declared here; test_buf replaces them to count and
  * check every buffer that reaches malloc, free or the collector. */

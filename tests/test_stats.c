@@ -51,15 +51,29 @@ START_TEST(test_exact_counts)
     gcpool_read_stats(p, &s);
     EXPECT(s, 4, 1, 2, 0, 0, 1);
     ck_assert_uint_eq(s.news, 1);
+    ck_assert_uint_eq(s.cached, 0);
     /* Five cached, one cycle: all five come back from the victim. */
     for (int i = 0; i < 5; i++)
         gcpool_put(p, &objs[i]);
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.cached, 5);
+    ck_assert_uint_eq(s.in_victim, 0);
     gcpool_collect();
-    for (int i = 0; i < 5; i++)
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.cached, 0);
+    ck_assert_uint_eq(s.in_victim, 5);
+    ck_assert_ptr_nonnull(gcpool_get(p));
+    gcpool_put(p, &objs[10]);
+    gcpool_read_stats(p, &s);
+    ck_assert_uint_eq(s.cached, 1);
+    ck_assert_uint_eq(s.in_victim, 4);
+    ck_assert_ptr_eq(gcpool_get(p), &objs[10]);
+    for (int i = 0; i < 4; i++)
         ck_assert_ptr_nonnull(gcpool_get(p));
     gcpool_read_stats(p, &s);
-    EXPECT(s, 9, 1, 2, 0, 5, 1);
+    EXPECT(s, 10, 2, 2, 0, 5, 1);
     ck_assert_uint_eq(s.dropped, 0);
+    ck_assert_uint_eq(s.in_victim, 0);
     /* Five cached, two cycles: dropped, and the next get misses. */
     for (int i = 0; i < 5; i++)
         gcpool_put(p, &objs[i]);
@@ -67,9 +81,48 @@ START_TEST(test_exact_counts)
     gcpool_collect();
     gcpool_get(p);
     gcpool_read_stats(p, &s);
-    EXPECT(s, 10, 1, 2, 0, 5, 2);
+    EXPECT(s, 11, 2, 2, 0, 5, 2);
     ck_assert_uint_eq(s.dropped, 5);
     ck_assert_uint_eq(s.news, 2);
+    gcpool_destroy(p);
+}
+END_TEST
+
+/* A reader that copies, as one of another process does (peek.h): the same
+ * numbers as this process's direct reads, through the same code. */
+static int copies;
+static const void *read_copy(const struct gcp_peek *pk, const void *addr, size_t n, void *buf)
+{
+    (void)pk;
+    if (!addr)
+        return NULL;
+    copies++;
+    memcpy(buf, addr, n);
+    return buf;
+}
+
+START_TEST(test_copying_reader_agrees)
+{
+    test_setenv("GCPOOL_GC", "sim");
+    test_pin_to_one_cpu();
+    gcpool_t *p = gcpool_create(NULL);
+    for (int i = 0; i < 20; i++)
+        gcpool_put(p, &objs[i]);
+    gcpool_collect();
+    for (int i = 0; i < 7; i++)
+        gcpool_put(p, &objs[20 + i]);
+    for (int i = 0; i < 9; i++)
+        gcpool_get(p);
+    struct gcp_peek copying = {.read = read_copy, .no_locals = gcp_no_locals};
+    gcpool_stats_t direct, copied;
+    gcpool_read_stats(p, &direct);
+    copies = 0;
+    struct gcpool seen;
+    ck_assert_int_eq(gcp_stats_peek(&copying, p, &copied, &seen), 0);
+    ck_assert_int_gt(copies, 3); /* the pool, its arrays, their rings */
+    ck_assert_mem_eq(&direct, &copied, sizeof direct);
+    ck_assert_uint_eq(direct.cached + direct.in_victim, 20 + 7 - 9);
+    ck_assert_ptr_eq(seen.cur, p->cur);
     gcpool_destroy(p);
 }
 END_TEST
@@ -414,6 +467,7 @@ static Suite *make_suite(void)
     TCase *tc = test_tcase(s, "stats", 0);
     tcase_add_test(tc, test_exact_counts);
     tcase_add_test(tc, test_victim_off_drops_at_one_cycle);
+    tcase_add_test(tc, test_copying_reader_agrees);
     tcase_add_test(tc, test_steal_counted);
     tcase_add_test(tc, test_json_report);
     tcase_add_test(tc, test_text_report);

@@ -14,7 +14,9 @@
 /* What the text report prints in a field's column. */
 static const char *column_text(const struct gcp_stat_field *f)
 {
-    return f->column == GCP_STAT_COL_SHARE ? " (% of gets)" : "";
+    return f->column == GCP_STAT_COL_SHARE ? " (% of gets)"
+           : f->column == GCP_STAT_COL_NOW ? " (now)"
+                                           : "";
 }
 
 int gcp_stats_print_markdown(FILE *out)

@@ -100,6 +100,42 @@ static struct node *make_garbage(uint64_t req)
     return head;
 }
 
+/* -cycles FILE: the cycle history of the whole run, not only the last
+ * GCPOOL_CYCLE_HISTORY cycles gcpool_read_cycles keeps.  Worker 0 polls every
+ * poll_every requests and writes the cycles it has not written yet, except the
+ * newest, whose victim hits are still counting (the last poll, after the
+ * workers, writes it too).  Cycles lost between two polls (more than the
+ * history holds ran) are said, never hidden: a "# gap" line and a blank line,
+ * so that gnuplot breaks its curve there. */
+static FILE *cycles_out;
+static long poll_every = 64;
+static uint64_t cycles_written; /* the newest cycle number written */
+
+static void record_cycles(bool final)
+{
+    gcpool_cycle_t c[GCPOOL_CYCLE_HISTORY];
+    int n = gcpool_read_cycles(c, GCPOOL_CYCLE_HISTORY);
+    for (int i = 0; i < n - (final ? 0 : 1); i++) {
+        if (c[i].number <= cycles_written)
+            continue;
+        if (c[i].number > cycles_written + 1)
+            fprintf(cycles_out, "# gap: cycles %" PRIu64 "..%" PRIu64 " lost\n\n", cycles_written + 1,
+                    c[i].number - 1);
+        fprintf(cycles_out, "%" PRIu64 "\t%s\t%.3f\t%.1f\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%.4f\n",
+                c[i].number,
+                c[i].cause == GCPOOL_CYCLE_COLLECTOR ? "collector"
+                : c[i].cause == GCPOOL_CYCLE_SIM     ? "sim"
+                : c[i].cause == GCPOOL_CYCLE_EXPLICIT ? "explicit"
+                : c[i].cause == GCPOOL_CYCLE_PACER    ? "pacer"
+                : c[i].cause == GCPOOL_CYCLE_PRESSURE ? "pressure"
+                                                      : "other",
+                (double)c[i].start_ns / 1e6, (double)c[i].duration_ns / 1e3, c[i].moved_to_victim,
+                c[i].dropped, c[i].victim_hits,
+                c[i].moved_to_victim ? (double)c[i].victim_hits / (double)c[i].moved_to_victim : 0.0);
+        cycles_written = c[i].number;
+    }
+}
+
 struct worker {
     long first, count; /* requests first .. first+count-1 */
     uint64_t checksum;
@@ -127,6 +163,8 @@ static void *worker_main(void *p)
          * it cached, as they would find most buffers of a busy server. */
         struct node *volatile garbage = make_garbage((uint64_t)r);
         (void)garbage;
+        if (cycles_out && w->first == 0 && (r + 1) % poll_every == 0)
+            record_cycles(false);
     }
     w->checksum = sum;
     return NULL;
@@ -135,14 +173,17 @@ static void *worker_main(void *p)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: bufchurn [-pool|-bufpool|-nopool] [-kind atomic|ptr] [-n REQUESTS] [-t THREADS]\n"
-                 "                [-garbage BYTES]\n"
+                 "                [-garbage BYTES] [-cycles FILE [-poll-every N]]\n"
                  "  -pool       take buffers from a gcpool (default)\n"
                  "  -bufpool    take buffers from a size-classed buffer pool (<gcpool/buf.h>)\n"
                  "  -nopool     allocate every buffer from the collector\n"
                  "  -kind       atomic: GC_MALLOC_ATOMIC, not scanned (default); ptr: GC_MALLOC\n"
                  "  -n          requests to serve (default 200000)\n"
                  "  -t          threads serving them (default: online CPUs)\n"
-                 "  -garbage    bytes of small objects each request also allocates (default 0)\n");
+                 "  -garbage    bytes of small objects each request also allocates (default 0)\n"
+                 "  -cycles F   write every cycle of the run to F (TSV: number, cause, start_ms,\n"
+                 "              duration_us, moved_to_victim, dropped, victim_hits, victim_hit_rate)\n"
+                 "  -poll-every N  requests between two reads of the cycle history (default 64)\n");
 }
 
 static int parse_args(int argc, char **argv)
@@ -165,6 +206,13 @@ static int parse_args(int argc, char **argv)
             opt.requests = atol(argv[++i]);
         else if (strcmp(a, "-garbage") == 0 && has_val)
             opt.garbage = atol(argv[++i]);
+        else if (strcmp(a, "-cycles") == 0 && has_val) {
+            if (!(cycles_out = fopen(argv[++i], "w"))) {
+                fprintf(stderr, "bufchurn: %s: %s\n", argv[i], strerror(errno));
+                return -1;
+            }
+        } else if (strcmp(a, "-poll-every") == 0 && has_val)
+            poll_every = atol(argv[++i]) > 0 ? atol(argv[i]) : 1;
         else if (strcmp(a, "-t") == 0 && has_val)
             opt.threads = atoi(argv[++i]);
         else if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0) {
@@ -224,6 +272,10 @@ int main(int argc, char **argv)
         checksum += w[i].checksum;
     }
     uint64_t ns = bench_now_ns() - t0;
+    if (cycles_out) {
+        record_cycles(true);
+        fclose(cycles_out);
+    }
     GC_word gcs = GC_get_gc_no() - gc0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

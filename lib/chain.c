@@ -24,6 +24,56 @@ void gcp_chain_init(struct gcp_chain *c)
     atomic_init(&c->retired, 0);
     for (int i = 0; i < GCP_CHAIN_RINGS; i++)
         atomic_init(&c->rings[i], NULL);
+    c->budget = NULL;
+}
+
+/* ---- the budget (ring.h): slow paths only ---------------------------------- */
+
+/* What b has left.  Relaxed: a stale value only makes a want too large (then
+ * budget_take refuses it) or too small (a smaller ring than could have been). */
+static uint64_t budget_left(const struct gcp_budget *b)
+{
+    uint64_t used = atomic_load_explicit(&b->used, memory_order_relaxed);
+    return used < b->max ? b->max - used : 0;
+}
+
+/* Takes n from b, or nothing and false when b has less left.  A CAS, not an
+ * add, so that used never goes past max even for a moment: the bound holds at
+ * every instant a reader looks.  Relaxed: b only counts; the ring's own
+ * publication (release stores in link_head) orders everything else. */
+bool gcp_budget_take(struct gcp_budget *b, uint64_t n)
+{
+    uint64_t used = atomic_load_explicit(&b->used, memory_order_relaxed);
+    do {
+        if (used > b->max || n > b->max - used)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&b->used, &used, used + n, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+void gcp_budget_give(struct gcp_budget *b, uint64_t n)
+{
+    /* Relaxed: a count (see gcp_budget_take). */
+    atomic_fetch_sub_explicit(&b->used, n, memory_order_relaxed);
+}
+
+/* What linking ring r as c's head takes from the budget: its slots, and the
+ * owner's private slot with the chain's first ring (head NONE only before it:
+ * the head ring is never unlinked). */
+static uint64_t link_cost(const struct gcp_chain *c, uint32_t size)
+{
+    return (uint64_t)size + (c->head == GCP_RING_NONE);
+}
+
+/* The largest power of two <= n, or 0. */
+static uint32_t floor_pow2(uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    if (n >= (uint64_t)1 << 31)
+        return (uint32_t)1 << 31;
+    return (uint32_t)1 << (31 - __builtin_clz((uint32_t)n));
 }
 
 void gcp_chain_destroy(struct gcp_chain *c)
@@ -55,20 +105,23 @@ static void link_head(struct gcp_chain *c, uint32_t i)
     c->head_ring = r;
 }
 
-/* Owner: takes back the largest retired ring of at least min_size slots, or
- * returns GCP_RING_NONE. */
-static uint32_t reuse_retired(struct gcp_chain *c, uint32_t min_size)
+/* Owner: takes back the largest retired ring of min_size to max_size slots
+ * (and takes its cost from the budget), or returns GCP_RING_NONE. */
+static uint32_t reuse_retired(struct gcp_chain *c, uint32_t min_size, uint32_t max_size)
 {
     /* Acquire: the thief that retired a ring released its last reads of it. */
     uint32_t bits = atomic_load_explicit(&c->retired, memory_order_acquire);
     uint32_t best = GCP_RING_NONE;
     for (uint32_t i = 0; bits; i++, bits >>= 1)
-        if ((bits & 1) && ring_at(c, i)->size >= min_size &&
+        if ((bits & 1) && ring_at(c, i)->size >= min_size && ring_at(c, i)->size <= max_size &&
             (best == GCP_RING_NONE || ring_at(c, i)->size > ring_at(c, best)->size))
             best = i;
-    if (best != GCP_RING_NONE)
-        /* Only the owner clears bits, so the bit is still ours to clear. */
-        atomic_fetch_and_explicit(&c->retired, ~(1u << best), memory_order_relaxed);
+    if (best == GCP_RING_NONE)
+        return best;
+    if (c->budget && !gcp_budget_take(c->budget, link_cost(c, ring_at(c, best)->size)))
+        return GCP_RING_NONE; /* other locals took what was left meanwhile */
+    /* Only the owner clears bits, so the bit is still ours to clear. */
+    atomic_fetch_and_explicit(&c->retired, ~(1u << best), memory_order_relaxed);
     return best;
 }
 
@@ -94,6 +147,11 @@ static bool unlink_tail(struct gcp_chain *c, uint64_t t, uint32_t i, uint32_t ne
     /* Cut the owner's walk at the new tail (racing with a reuse of next is
      * harmless: a wrong prev only ends a walk early). */
     atomic_store_explicit(&ring_at(c, next)->prev, GCP_RING_NONE, memory_order_relaxed);
+    /* An unlinked ring holds nothing and gets no push: its slots leave the
+     * bound's count (before the retired bit, since the owner may relink it
+     * and take them again as soon as the bit is set). */
+    if (c->budget)
+        gcp_budget_give(c->budget, ring_at(c, i)->size);
     /* Release: our reads of i happen-before the owner reuses it. */
     atomic_fetch_or_explicit(&c->retired, 1u << i, memory_order_release);
     return true;
@@ -139,8 +197,23 @@ bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_
      * head ring takes the slow path.  A retired ring is empty but for slots a
      * slow thief has claimed and not yet cleared; then the push fails and we
      * look again. */
+    uint32_t max_size = UINT32_MAX;
+    if (c->budget) {
+        /* The bound: no ring larger than the budget has left (a power of
+         * two, possibly below ring_min, so that one thread fills it
+         * exactly); none at all when it has nothing left. */
+        uint64_t left = budget_left(c->budget);
+        left = left > link_cost(c, 0) ? left - link_cost(c, 0) : 0;
+        max_size = floor_pow2(left);
+        if (size > max_size)
+            size = max_size;
+        if (size == 0) {
+            *want = 0;
+            return false;
+        }
+    }
     uint32_t min_size = table_full(c) ? 0 : size;
-    for (uint32_t i; (i = reuse_retired(c, min_size)) != GCP_RING_NONE;) {
+    for (uint32_t i; (i = reuse_retired(c, min_size, max_size)) != GCP_RING_NONE;) {
         link_head(c, i);
         if (gcp_ring_push_head(ring_at(c, i), obj))
             return true;
@@ -149,10 +222,17 @@ bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_
     return false;
 }
 
-bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj)
+bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj, bool *over_bound)
 {
+    if (over_bound)
+        *over_bound = false;
     for (uint32_t i = 0; i < GCP_CHAIN_RINGS; i++) {
         if (atomic_load_explicit(&c->rings[i], memory_order_relaxed) == NULL) {
+            if (c->budget && !gcp_budget_take(c->budget, link_cost(c, r->size))) {
+                if (over_bound)
+                    *over_bound = true;
+                return false;
+            }
             /* Release: thieves that reach index i see an initialised ring. */
             atomic_store_explicit(&c->rings[i], r, memory_order_release);
             link_head(c, i);

@@ -67,6 +67,21 @@ uint32_t gcp_ring_take_all(struct gcp_ring *r, void (*fn)(void *obj, void *arg),
 /* Objects in the ring now (a racy snapshot). */
 uint32_t gcp_ring_len(const struct gcp_ring *r);
 
+/* A retention bound's budget (gcpool_options_t.max_cached), one per array of
+ * locals, shared by its locals' chains: the ring slots they may link, and one
+ * for each chain's owner's private slot (taken with the chain's first ring).
+ * used only changes on slow paths (a ring linked or retired), never on the
+ * hit path.  Objects an array holds <= used + one per local without a ring. */
+struct gcp_budget {
+    _Atomic uint64_t used;
+    uint64_t max; /* 0: no bound (the chain's budget is NULL then) */
+};
+
+/* Any thread: takes n from b, or nothing and false when b has less left;
+ * gives n back.  Atomic read-modify-writes: slow paths only. */
+bool gcp_budget_take(struct gcp_budget *b, uint64_t n);
+void gcp_budget_give(struct gcp_budget *b, uint64_t n);
+
 struct gcp_chain {
     struct gcp_ring *head_ring;                  /* owner only: rings[head], or NULL; first, for
                                                     the rseq sequences (gcpool/fastpath.h) */
@@ -74,6 +89,9 @@ struct gcp_chain {
     uint32_t head;                               /* owner only: ring index, or GCP_RING_NONE */
     _Atomic uint32_t retired;                    /* bit i: ring i was unlinked and may be reused */
     struct gcp_ring *_Atomic rings[GCP_CHAIN_RINGS]; /* set once, freed with the chain */
+    struct gcp_budget *budget;                   /* NULL: unbounded; else every linked ring's
+                                                    size is taken from it, and given back when
+                                                    the ring is retired */
 };
 
 /* Ring allocation, supplied by the caller so that the pool can allocate outside
@@ -88,13 +106,15 @@ void gcp_chain_destroy(struct gcp_chain *c);
 /* Owner: pushes obj.  Returns true, or false when the head ring has no room
  * and no retired ring fits, once the drained rings at the tail have been
  * retired: then the size of the ring the owner should allocate (outside any
- * lock) and offer with gcp_chain_push_ring is in *want. */
+ * lock) and offer with gcp_chain_push_ring is in *want - capped to what the
+ * chain's budget has left, and 0 when it has none (the bound is reached). */
 bool gcp_chain_push_head(struct gcp_chain *c, void *obj, uint32_t *want, uint32_t ring_min,
                          uint32_t ring_max);
 /* Owner: links r as the new head and pushes obj into it.  Returns true when r
  * was used; false when the chain cannot take another ring (r is left to the
- * caller, obj was not pushed). */
-bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj);
+ * caller, obj was not pushed), and then *over_bound (when not NULL) says
+ * whether it was the budget that refused (else the table is full). */
+bool gcp_chain_push_ring(struct gcp_chain *c, struct gcp_ring *r, void *obj, bool *over_bound);
 /* Owner: the newest object, or NULL. */
 void *gcp_chain_pop_head(struct gcp_chain *c);
 /* Any thread: the oldest object, or NULL; unlinks drained tail rings. */

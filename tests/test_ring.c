@@ -58,7 +58,7 @@ static bool push_head(struct queue *q, void *obj)
     if (gcp_chain_push_head(&q->chain, obj, &want, 8, 1024))
         return true;
     struct gcp_ring *r = want ? gcp_ring_new(want, false) : NULL;
-    if (r && gcp_chain_push_ring(&q->chain, r, obj))
+    if (r && gcp_chain_push_ring(&q->chain, r, obj, NULL))
         return true;
     gcp_ring_free(r);
     return false;
@@ -221,7 +221,7 @@ START_TEST(test_take_all)
         uint32_t want;
         void *obj = (void *)(uintptr_t)end;
         if (!gcp_chain_push_head(&c, obj, &want, 2, 8))
-            ck_assert(gcp_chain_push_ring(&c, gcp_ring_new(want, false), obj));
+            ck_assert(gcp_chain_push_ring(&c, gcp_ring_new(want, false), obj, NULL));
     }
     ntaken = 0;
     ck_assert_uint_eq(gcp_chain_take_all(&c, take, NULL), 40);
@@ -248,7 +248,7 @@ static long fill(struct gcp_chain *c, uint32_t min, uint32_t max, long next)
         struct gcp_ring *r = gcp_ring_new(want, false);
         ck_assert_ptr_nonnull(r);
         ck_assert(want == min || want <= max);
-        if (!gcp_chain_push_ring(c, r, obj)) { /* the table is full */
+        if (!gcp_chain_push_ring(c, r, obj, NULL)) { /* the table is full */
             gcp_ring_free(r);
             return next;
         }

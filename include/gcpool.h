@@ -55,7 +55,29 @@ typedef struct gcpool_options {
     const char *name;       /* label in statistics; copied; may be NULL */
     size_t size;            /* optional: the objects' size in bytes, 0 when unknown; checked mode
                                (GCPOOL_DEBUG=1) poisons cached objects of known size */
+    size_t max_cached;      /* the retention bound, in objects: see below; 0: GCPOOL_MAX_CACHED
+                               (whose default, 0, is no bound, as Go's) */
 } gcpool_options_t;
+
+/* The retention bound.  A pool with max_cached = B holds at most B objects in
+ * its locals (what gets find before the next cycle) plus a slack of at most
+ * one object per CPU local (its private slot) whose local has never had to
+ * queue an object, so at most B + (CPUs the process may run on) at any
+ * instant, however many threads put; a single thread on one CPU caches
+ * exactly B.  A put beyond it drops the object at once: to free_fn, or left
+ * to the collector; counted in dropped and in dropped_bound.  The bound is
+ * kept on slow paths only: the private slot and the shared rings' fast paths
+ * are unchanged, and each CPU's local takes ring slots from the budget when
+ * it links a ring (a ring sized to what is left), giving them back when the
+ * ring, drained, is retired.  So a local may keep budget in an empty ring
+ * while another's put is refused: the bound caps what is held, and an idle
+ * CPU's head ring can hold part of it back from busy ones until a cycle's
+ * objects drain through.  The victim cache is not counted: it is what the
+ * last cycle took out of the locals (so at most B + slack too), only shrinks,
+ * and is dropped at the next cycle; counting it would refuse puts while the
+ * locals are empty.  The memory a pool holds is thus at most twice the bound
+ * plus slack.  In Go 1.12's locked mode (GCPOOL_SHARED=locked) each queued
+ * object takes one from the budget, and the slack is one private slot a local. */
 
 /* opts NULL: all defaults.  Returns NULL with errno set on failure (ENOMEM). */
 GCPOOL_API gcpool_t *gcpool_create(const gcpool_options_t *opts);
@@ -147,7 +169,8 @@ GCPOOL_API int gcpool_read_cycles(gcpool_cycle_t *out, size_t n);
     X(cycles_pressure, COUNT, POOL, "c-press", "its cycles run for memory pressure (GCPOOL_PRESSURE_*)") \
     X(cycles_explicit, COUNT, POOL, "c-call", "its cycles run by gcpool_collect")                 \
     X(cached, NOW, POOL, "cached", "objects in the pool now, outside the victim (what gets find first)") \
-    X(in_victim, NOW, POOL, "in-victim", "objects in the victim cache now")
+    X(in_victim, NOW, POOL, "in-victim", "objects in the victim cache now")                          \
+    X(dropped_bound, COUNT, BOTH, "d-bound", "puts dropped over the retention bound (max_cached; also in dropped)")
 
 /* The cycles_* counters are per pool: the cycles that found it set up (its
  * first get or put) and rotated it, by cause.  Per pool rather than global,

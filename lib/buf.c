@@ -300,6 +300,11 @@ static bool set_up(gcpool_bufpool_t *bp, const gcpool_bufpool_options_t *opts, s
             .arg = c,
             .name = name,
             .size = c->size, /* checked mode (GCPOOL_DEBUG) poisons cached buffers */
+            /* The bound is per class, in whole buffers, at least one (buf.h);
+             * none given: GCPOOL_MAX_CACHED, as any pool's. */
+            .max_cached = !opts->max_cached_bytes ? 0
+                          : opts->max_cached_bytes / c->size ? opts->max_cached_bytes / c->size
+                                                               : 1,
         };
         c->pool = gcp_pool_create(&o);
         free(name);

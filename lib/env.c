@@ -100,6 +100,9 @@ static const struct var vars[] = {
     [GCP_ENV_CYCLE_EVERY] = INT("GCPOOL_CYCLE_EVERY", 1, 1, 1000000,
                                 "Under Boehm, a cycle on every Nth collection (1: every one); "
                                 "larger keeps objects cached longer"),
+    [GCP_ENV_MAX_CACHED] = INT_OFF("GCPOOL_MAX_CACHED", 0, 1099511627776L,
+                                   "Retention bound, in objects, of pools whose options give none "
+                                   "(max_cached); 0 or off: no bound"),
 };
 _Static_assert(sizeof vars / sizeof vars[0] == GCP_ENV_COUNT, "one table row per gcp_env_id");
 _Static_assert(GCP_GC_SIM == 2 && GCP_PIN_LOCK == 2 && GCP_SHARED_LOCKED == 1 &&

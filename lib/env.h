@@ -29,6 +29,7 @@ enum gcp_env_id {
     GCP_ENV_PRESSURE_AVG10,  /* 0 .. 100 */
     GCP_ENV_PRESSURE_CGROUP, /* path: a cgroup v2 directory */
     GCP_ENV_CYCLE_EVERY,     /* 1 .. : Boehm collections a cycle (gc_glue/boehm.c) */
+    GCP_ENV_MAX_CACHED,      /* 0 (off) .. : the retention bound's default (lib/pool.c) */
     GCP_ENV_COUNT
 };
 

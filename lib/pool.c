@@ -206,6 +206,8 @@ static gcpool_t *create(const gcpool_options_t *opts)
     if (p->ring_max < p->ring_min)
         p->ring_max = p->ring_min;
     p->victim_on = gcp_env_long(GCP_ENV_VICTIM) != 0;
+    p->max_cached = opts->max_cached ? (uint64_t)opts->max_cached
+                                     : (uint64_t)gcp_env_long(GCP_ENV_MAX_CACHED);
     p->shared_locked = gcp_env_long(GCP_ENV_SHARED) == GCP_SHARED_LOCKED;
     /* In the registry from the start (reports, fork); cycles skip it until its
      * first use sets up the arrays. */
@@ -239,6 +241,11 @@ struct gcp_locals *gcp_pool_first_use(struct gcpool *p, const void *first_obj)
                 return NULL;
             }
             p->blocks[k] = p->arrays[k]->mem;
+            /* The bound (gcpool_options_t.max_cached): one budget an array,
+             * which its chains keep through the rotations, as their rings. */
+            p->budget[k].max = p->max_cached;
+            for (unsigned i = 0; p->max_cached && i < p->arrays[k]->n; i++)
+                gcp_local_at(p->arrays[k], i)->shared.budget = &p->budget[k];
         }
         atomic_store_explicit(&p->drp, p->arrays[2], memory_order_relaxed);
         atomic_store_explicit(&p->vic, p->victim_on ? p->arrays[1] : NULL, memory_order_relaxed);
@@ -388,6 +395,15 @@ static void drop(struct gcpool *p, void *obj)
     atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
 }
 
+/* A put the retention bound refused (gcpool_options_t.max_cached): dropped
+ * as any other, and counted apart too. */
+static __attribute__((noinline)) void drop_over_bound(struct gcpool *p, void *obj)
+{
+    GCP_TRACE2(drop__bound, p, obj);
+    drop(p, obj);
+    atomic_fetch_add_explicit(&p->dropped_bound, 1, memory_order_relaxed); /* a count */
+}
+
 /* A get or put that cannot use the pool's storage acts as an empty pool's. */
 static void *get_unpooled(struct gcpool *p)
 {
@@ -437,12 +453,22 @@ void gcp_pool_release_held(struct gcpool *p)
                                   memory_order_relaxed);
 }
 
+/* Go 1.12's locked mode: a pop of l's queue, which gives its object's share
+ * of the bound back (the put took it). */
+static void *locked_pop(struct gcp_local *l, bool may_wait)
+{
+    void *obj = gcp_locked_pop(&l->locked, may_wait);
+    if (obj && l->shared.budget)
+        gcp_budget_give(l->shared.budget, 1);
+    return obj;
+}
+
 /* A thief's end of a local's shared queue: the chain's tail, lock-free; or, in
  * Go 1.12's locked mode, the last item under the queue's mutex (may_wait
  * false: give up when it is busy). */
 static void *take_tail(struct gcpool *p, struct gcp_local *l, bool may_wait)
 {
-    return p->shared_locked ? gcp_locked_pop(&l->locked, may_wait) : gcp_chain_pop_tail(&l->shared);
+    return p->shared_locked ? locked_pop(l, may_wait) : gcp_chain_pop_tail(&l->shared);
 }
 
 /* The collector's callback must never wait for a local's pin: the fork
@@ -648,7 +674,7 @@ static __attribute__((noinline)) void *get_shared(struct gcpool *p)
         return get_reentrant(p);
     unsigned self;
     struct gcp_local *l = gcp_pin_owner(a, &self);
-    obj = p->shared_locked ? gcp_locked_pop(&l->locked, true) : gcp_chain_pop_head(&l->shared);
+    obj = p->shared_locked ? locked_pop(l, true) : gcp_chain_pop_head(&l->shared);
     if (obj) {
         gcp_count(&l->counters.hit_shared, 1);
         gcp_unpin(l);
@@ -724,14 +750,20 @@ static void put_grow(struct gcpool *p, void *obj, uint32_t want)
         a = NULL;
     }
     struct gcp_ring *r = a && want ? gcp_ring_new(want, p->collector_storage) : NULL;
+    bool over_bound = a && !want;
     if (a) {
         unsigned self;
         struct gcp_local *l = gcp_pin_owner(a, &self);
         uint32_t again;
         bool done = gcp_chain_push_head(&l->shared, obj, &again, p->ring_min, p->ring_max);
-        if (!done && r && gcp_chain_push_ring(&l->shared, r, obj)) {
-            done = true;
-            r = NULL; /* the chain owns it now */
+        if (!done) {
+            /* The budget may have run out meanwhile (other locals took it),
+             * or come back (a ring retired): the second look decides. */
+            over_bound = !again;
+            if (r && !over_bound && gcp_chain_push_ring(&l->shared, r, obj, &over_bound)) {
+                done = true;
+                r = NULL; /* the chain owns it now */
+            }
         }
         gcp_unpin(l);
         if (done) {
@@ -740,9 +772,13 @@ static void put_grow(struct gcpool *p, void *obj, uint32_t want)
             return;
         }
     }
-    /* No room and no memory: the pool may drop anything, but never loses it. */
+    /* No room and no memory, or the bound: the pool may drop anything, but
+     * never loses it. */
     gcp_ring_free(r);
-    drop(p, obj);
+    if (over_bound)
+        drop_over_bound(p, obj);
+    else
+        drop(p, obj);
     gcp_frame_leave(&f);
 }
 
@@ -829,8 +865,14 @@ static __attribute__((noinline)) void put_slow(struct gcpool *p, void *obj)
         /* Go 1.12: append under the queue's mutex (which may grow the array:
          * not under the pin, see put_grow). */
         gcp_unpin(l);
-        if (!gcp_locked_push(&l->locked, obj, p->collector_storage))
+        /* The bound counts each queued object (locked_pop gives it back). */
+        if (l->shared.budget && !gcp_budget_take(l->shared.budget, 1))
+            drop_over_bound(p, obj);
+        else if (!gcp_locked_push(&l->locked, obj, p->collector_storage)) {
+            if (l->shared.budget)
+                gcp_budget_give(l->shared.budget, 1);
             drop(p, obj);
+        }
         gcp_cycle_drain_pending();
         return;
     }

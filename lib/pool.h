@@ -117,6 +117,10 @@ struct gcpool {
     unsigned index;                   /* creation order: names unnamed pools in reports */
     uint32_t ring_min, ring_max;      /* ring sizes (GCPOOL_RING_MIN, GCPOOL_RING_MAX) */
     bool victim_on;                   /* GCPOOL_VICTIM */
+    uint64_t max_cached;              /* the retention bound (options, GCPOOL_MAX_CACHED); 0: none */
+    /* The bound's budgets, budget[k] for arrays[k]: each array's chains take
+     * their rings' slots from it (ring.h).  Only slow paths touch them. */
+    struct gcp_budget budget[3];
     bool shared_locked;               /* GCPOOL_SHARED=locked: Go 1.12's locked queues */
     gcp_lock_t init_lock;             /* first use: one thread sets up the arrays */
     bool collector_storage;           /* the arrays and rings are collector memory (mem.h):
@@ -146,6 +150,7 @@ struct gcpool {
     _Atomic unsigned debug_held_n;
 
     _Atomic uint64_t dropped;         /* slow path: cycles and destroy only */
+    _Atomic uint64_t dropped_bound;   /* puts the bound refused (also in dropped) */
     _Atomic uint64_t moved_to_victim; /* objects cycles moved to the victim */
     _Atomic uint64_t private_moved;   /* objects cycles took out of private slots */
     _Atomic uint64_t last_moved, last_dropped; /* the same for the last cycle alone */

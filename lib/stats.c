@@ -160,6 +160,7 @@ int gcp_stats_peek(const struct gcp_peek *pk, const struct gcpool *addr, gcpool_
     out->puts += fills;
     out->gets = out->hit_private + out->hit_shared + out->hit_steal + out->hit_victim + out->miss;
     out->dropped = get(&p->dropped);
+    out->dropped_bound = get(&p->dropped_bound);
     out->moved_to_victim = get(&p->moved_to_victim);
     /* The collector's cycles: Boehm's, or the simulated collector's own
      * policies (its pacer is counted apart). */

@@ -12,6 +12,7 @@
  *   cycle__start  number, cause                       lib/cycle.c, inside the collector
  *   cycle__end    number, cause, duration_ns, moved   lib/history.c
  *   drop          pool, objects                       lib/cycle.c, a cycle's drop
+ *   drop__bound   pool, object                        lib/pool.c, a put over the retention bound
  *   miss          pool                                lib/pool.c, a get found nothing
  *   new           pool, object                        lib/pool.c, new_fn returned
  *   steal         pool, object                        lib/pool.c, taken from another CPU */

@@ -46,7 +46,7 @@ START_TEST(defaults)
     static const char *const want[GCP_ENV_COUNT] = {"auto", "1", "auto", "topology", "chain", "off",
                                                      "",     "0", "0",    "8",        "1024",  "0",
                                                      "256",  "4194304", "100", "4194304",
-                                                     "100",  "",        "10",  "",  "1"};
+                                                     "100",  "",        "10",  "",  "1", "0"};
     ck_assert_str_eq(test_capture_stderr(gcp_env_reload), "");
     for (int id = 0; id < GCP_ENV_COUNT; id++) {
         ck_assert_str_eq(text(id), want[id]);
@@ -60,6 +60,7 @@ START_TEST(defaults)
     ck_assert_int_eq(gcp_env_long(GCP_ENV_RING_MIN), 8);
     ck_assert_int_eq(gcp_env_long(GCP_ENV_RING_MAX), 1024);
     ck_assert_int_eq(gcp_env_long(GCP_ENV_DEBUG), 0);
+    ck_assert_int_eq(gcp_env_long(GCP_ENV_MAX_CACHED), 0);
     ck_assert_str_eq(gcp_env_name(GCP_ENV_SIM_INTERVAL_MS), "GCPOOL_SIM_INTERVAL_MS");
     ck_assert_ptr_null(gcp_env_name(GCP_ENV_COUNT));
     ck_assert_int_eq(gcp_env_long(GCP_ENV_COUNT), 0);
@@ -105,6 +106,9 @@ static const struct bad {
     {GCP_ENV_PRESSURE_MS, "fast", "100"}, {GCP_ENV_PRESSURE_FILE, "", "(unset)"},
     {GCP_ENV_PRESSURE_AVG10, "101", "10"}, {GCP_ENV_PRESSURE_AVG10, "1.5", "10"},
     {GCP_ENV_PRESSURE_AVG10, "", "10"}, {GCP_ENV_PRESSURE_CGROUP, "", "(unset)"},
+    {GCP_ENV_MAX_CACHED, "-1", "0"},    {GCP_ENV_MAX_CACHED, "1099511627777", "0"},
+    {GCP_ENV_MAX_CACHED, "10k", "0"},   {GCP_ENV_MAX_CACHED, "", "0"},
+    {GCP_ENV_MAX_CACHED, "none", "0"},
 };
 
 START_TEST(bad_value)
@@ -170,6 +174,8 @@ static const struct good {
     {GCP_ENV_CYCLE_EVERY, "1000000", 1000000},
     {GCP_ENV_PRESSURE_MS, "0", 0},            {GCP_ENV_PRESSURE_MS, "86400000", 86400000},
     {GCP_ENV_PRESSURE_AVG10, "0", 0},         {GCP_ENV_PRESSURE_AVG10, "100", 100},
+    {GCP_ENV_MAX_CACHED, "off", 0},           {GCP_ENV_MAX_CACHED, "0", 0},
+    {GCP_ENV_MAX_CACHED, "1", 1},             {GCP_ENV_MAX_CACHED, "1099511627776", 1099511627776L},
 };
 
 START_TEST(good_value)

@@ -6,7 +6,7 @@
 # machine lets a test attach (perf, tracefs already mounted, uprobe_events
 # writable), perf counts the cycles a program runs.  Skipped (77) when configure found no <sys/sdt.h>.
 build="${GCPOOL_BUILDDIR:-.}"
-probes="cycle__start cycle__end drop miss new steal"
+probes="cycle__start cycle__end drop drop__bound miss new steal"
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 

@@ -53,6 +53,13 @@ typedef struct gcpool_bufpool_options {
     int zero;         /* nonzero: gcpool_buf_get clears the whole capacity */
     const char *name; /* prefix of the class pools' names in reports ("buf:4096");
                          copied; NULL: "buf" */
+    size_t max_cached_bytes; /* the retention bound, per class: each class's pool holds at
+                         most max_cached_bytes / its size buffers (at least one), plus
+                         <gcpool.h>'s slack (one buffer a CPU); so the whole buffer pool at
+                         most classes * max_cached_bytes.  0: each class's bound is
+                         GCPOOL_MAX_CACHED buffers (default: none).  Per class, not in
+                         total: a total would need one shared count on every put, and one
+                         busy class would starve the others. */
 } gcpool_bufpool_options_t;
 
 /* opts NULL: all defaults.  NULL with errno EINVAL when a size is not a power of
